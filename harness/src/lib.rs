@@ -1,0 +1,21 @@
+//! ecp-harness: everything the external-control-plane suite does against Docker,
+//! clusters and Istio. The procedure itself is in [`install`], one function per step
+//! of the guide; the rest are the means it needs.
+
+pub mod cluster;
+pub mod diag;
+pub mod fault;
+pub mod install;
+pub mod istio;
+pub mod kube;
+pub mod remote_secret;
+pub mod samples;
+pub mod tls;
+pub mod topology;
+pub mod version;
+
+/// Installs the process-wide rustls crypto provider (ring), once. kube and
+/// testcontainers default to ring; reqwest would pick aws-lc-rs otherwise.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,1 @@
+//! Conformance scenarios: each test reads the topology file written by `cargo xtask e2e`.

@@ -1,0 +1,72 @@
+//! `cargo xtask`: the suite's commands. One file per task.
+
+mod bench;
+mod down;
+mod e2e;
+mod plan;
+mod status;
+mod test;
+mod up;
+
+use clap::{Parser, Subcommand};
+
+/// End-to-end harness and conformance suite for Istio's external control plane.
+#[derive(Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print (and with --out, write) the install plan for a topology, offline.
+    Plan(plan::Args),
+    /// Run the project's own tests: unit, snapshot and control-plane-only clusters.
+    Test(test::Args),
+    /// Run the conformance suite end to end on kind clusters.
+    E2e(e2e::Args),
+    /// Start test clusters for manual use and print their kubeconfig paths.
+    Up(up::Args),
+    /// Show the clusters, containers and networks of this suite's runs.
+    Status(status::Args),
+    /// Remove every container and network a run of this suite left behind.
+    Down(down::Args),
+    /// Run a benchmark and print what it measured.
+    Bench(bench::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    ecp_harness::install_crypto_provider();
+    let result = match cli.command {
+        Command::Plan(a) => plan::run(a),
+        Command::Test(a) => test::run(a),
+        Command::E2e(a) => e2e::run(a),
+        Command::Up(a) => up::run(a),
+        Command::Status(a) => status::run(a),
+        Command::Down(a) => down::run(a),
+        Command::Bench(a) => bench::run(a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line for the cause chain: `error: what failed: why`.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `RUST_LOG` selects what is logged (default: warnings and errors) on stderr.
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// A tokio runtime for the async commands.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
