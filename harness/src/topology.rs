@@ -17,7 +17,9 @@ pub const MAX_REMOTES: usize = 8;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TopologyError {
-    #[error("--remotes must be between 1 and {MAX_REMOTES} (the first remote is the config cluster), got {0}")]
+    #[error(
+        "--remotes must be between 1 and {MAX_REMOTES} (the first remote is the config cluster), got {0}"
+    )]
     RemoteCount(usize),
     #[error(
         "external address `{0}` is not an IP address: a hostname as remotePilotAddress renders an ExternalName Service that the webhook client cannot call (istio/istio#45014)"
@@ -89,7 +91,8 @@ impl Topology {
         if !(1..=MAX_REMOTES).contains(&remotes) {
             return Err(TopologyError::RemoteCount(remotes));
         }
-        let mut clusters = vec![ClusterSpec::numbered("external", "external", Role::External, None, 0)];
+        let mut clusters =
+            vec![ClusterSpec::numbered("external", "external", Role::External, None, 0)];
         for k in 1..=remotes {
             let network = match network_mode {
                 NetworkMode::MultiNetwork => format!("network{k}"),
@@ -100,7 +103,13 @@ impl Topology {
             } else {
                 (format!("remote{k}"), Role::Remote)
             };
-            clusters.push(ClusterSpec::numbered(&name, &format!("remote{k}"), role, Some(network), k));
+            clusters.push(ClusterSpec::numbered(
+                &name,
+                &format!("remote{k}"),
+                role,
+                Some(network),
+                k,
+            ));
         }
         Ok(Self { clusters, network_mode })
     }
@@ -140,7 +149,13 @@ impl Topology {
 impl ClusterSpec {
     /// Cluster `k` (0 = external) gets pods 10.<10(k+1)>.0.0/16 and services
     /// 10.255.<10(k+1)>.0/24, the upstream kind topology's disjoint subnets.
-    fn numbered(name: &str, cluster_id: &str, role: Role, network: Option<String>, k: usize) -> Self {
+    fn numbered(
+        name: &str,
+        cluster_id: &str,
+        role: Role,
+        network: Option<String>,
+        k: usize,
+    ) -> Self {
         let octet = u8::try_from(10 * (k + 1)).expect("MAX_REMOTES keeps the octet below 256");
         Self {
             name: name.to_string(),
@@ -174,9 +189,16 @@ mod tests {
     #[test]
     fn one_remote_is_external_plus_config() {
         let t = Topology::new(1, NetworkMode::MultiNetwork).unwrap();
-        let names: Vec<_> = t.clusters.iter().map(|c| (c.name.as_str(), c.cluster_id.as_str(), c.role)).collect();
-        assert_eq!(names, [("external", "external", Role::External), ("config", "remote1", Role::Config)]);
-        assert_eq!(t.config().injection_path().as_deref(), Some("/inject/cluster/remote1/net/network1"));
+        let names: Vec<_> =
+            t.clusters.iter().map(|c| (c.name.as_str(), c.cluster_id.as_str(), c.role)).collect();
+        assert_eq!(
+            names,
+            [("external", "external", Role::External), ("config", "remote1", Role::Config)]
+        );
+        assert_eq!(
+            t.config().injection_path().as_deref(),
+            Some("/inject/cluster/remote1/net/network1")
+        );
         assert_eq!(t.external().network, None);
         assert!(!t.needs_east_west());
     }
@@ -216,7 +238,10 @@ mod tests {
 
     #[test]
     fn remote_count_is_bounded() {
-        assert_eq!(Topology::new(0, NetworkMode::default()).unwrap_err(), TopologyError::RemoteCount(0));
+        assert_eq!(
+            Topology::new(0, NetworkMode::default()).unwrap_err(),
+            TopologyError::RemoteCount(0)
+        );
         assert!(Topology::new(MAX_REMOTES + 1, NetworkMode::default()).is_err());
         let msg = TopologyError::RemoteCount(0).to_string();
         assert!(msg.contains("between 1 and 8"), "{msg}");

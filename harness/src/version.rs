@@ -78,11 +78,7 @@ impl IstioVersion {
     }
 
     pub fn remote_profile(self) -> RemoteProfile {
-        if self.minor_at_least(24) {
-            RemoteProfile::Remote
-        } else {
-            RemoteProfile::IstiodRemote
-        }
+        if self.minor_at_least(24) { RemoteProfile::Remote } else { RemoteProfile::IstiodRemote }
     }
 
     /// What the config cluster's chart renders for `EXTERNAL_ISTIOD_ADDR`. Checked on
@@ -111,11 +107,7 @@ impl IstioVersion {
 
     /// Default image hub: `docker.io/istio` to 1.29, `registry.istio.io/release` from 1.30.
     pub fn default_hub(self) -> &'static str {
-        if self.minor_at_least(30) {
-            "registry.istio.io/release"
-        } else {
-            "docker.io/istio"
-        }
+        if self.minor_at_least(30) { "registry.istio.io/release" } else { "docker.io/istio" }
     }
 
     /// The client sample: `sleep` in 1.22-1.23, `curl` from 1.24 (same manifest).
