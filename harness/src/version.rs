@@ -45,7 +45,7 @@ pub enum RemoteProfile {
 
 /// The object the remote profile renders to point the `istiod` Service at the
 /// external address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum IstiodAddressObject {
     /// `Endpoints` named `istiod` (seen on 1.22-1.24 charts).
     Endpoints,

@@ -1,0 +1,222 @@
+//! A plan for people (`render_text`), for programs (`to_json`) and on disk (`write`).
+
+use std::fmt::Write as _;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write as _};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use super::plan::{Action, Check, PLAN_JSON, Plan, PlanError, WaitCondition};
+
+impl Plan {
+    /// The ordered plan as text: one block per step (number, cluster, title), one
+    /// line per action. File contents are not printed (they may hold keys).
+    pub fn render_text(&self) -> String {
+        let o = &self.options;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Install plan: Istio {} with {}, {} remote(s) ({}), gateway TLS {}, external address {}",
+            o.istio,
+            kebab(&o.installer),
+            o.remotes,
+            kebab(&o.network_mode),
+            kebab(&o.gateway_tls),
+            o.external_addr,
+        );
+        let _ = writeln!(out, "Clusters:");
+        for c in &self.topology.clusters {
+            let network = c.network.as_deref().unwrap_or("-");
+            let _ = writeln!(
+                out,
+                "  {:<9} {:<8} cluster ID {:<9} network {:<9} pods {} services {}",
+                c.name,
+                kebab(&c.role),
+                c.cluster_id,
+                network,
+                c.pod_subnet,
+                c.service_subnet,
+            );
+        }
+        for step in &self.steps {
+            let _ = writeln!(out);
+            let _ =
+                writeln!(out, "{}. [{}] {} ({})", step.number, step.cluster, step.title, step.id);
+            for action in &step.actions {
+                let _ = writeln!(out, "   - {}", describe(action));
+            }
+        }
+        out
+    }
+
+    /// The plan as pretty JSON (options, topology, steps; file contents omitted:
+    /// the files are written beside it).
+    pub fn to_json(&self) -> String {
+        #[derive(serde::Serialize)]
+        struct PlanJson<'a> {
+            options: &'a super::plan::PlanOptions,
+            topology: &'a crate::topology::Topology,
+            steps: &'a [super::plan::Step],
+            files: Vec<FileJson<'a>>,
+        }
+        #[derive(serde::Serialize)]
+        struct FileJson<'a> {
+            path: &'a str,
+            private: bool,
+        }
+        let json = PlanJson {
+            options: &self.options,
+            topology: &self.topology,
+            steps: &self.steps,
+            files: self
+                .files
+                .iter()
+                .map(|f| FileJson { path: &f.path, private: f.private })
+                .collect(),
+        };
+        // Serializing plain data into a String cannot fail.
+        serde_json::to_string_pretty(&json).unwrap_or_default()
+    }
+
+    /// Writes every plan file under `dir` (private ones with mode 0600, replacing
+    /// what was there) and `plan.json`. Returns the paths written, `plan.json` last.
+    pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>, PlanError> {
+        let fail = |source| PlanError::Write { dir: dir.to_path_buf(), source };
+        fs::create_dir_all(dir).map_err(fail)?;
+        let mut written = Vec::with_capacity(self.files.len() + 1);
+        for file in &self.files {
+            let path = dir.join(&file.path);
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent).map_err(fail)?;
+            }
+            let mode = if file.private { 0o600 } else { 0o644 };
+            write_file(&path, file.contents.as_bytes(), mode).map_err(fail)?;
+            written.push(path);
+        }
+        let json = dir.join(PLAN_JSON);
+        write_file(&json, self.to_json().as_bytes(), 0o644).map_err(fail)?;
+        written.push(json);
+        Ok(written)
+    }
+}
+
+/// Creates `path` afresh with `mode` (an existing file is removed first, so a key
+/// never keeps a wider mode) and writes `contents`.
+fn write_file(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(path)?;
+    f.write_all(contents)
+}
+
+/// The serde (kebab-case) name of a unit enum value.
+fn kebab<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+/// One line for an action.
+fn describe(action: &Action) -> String {
+    match action {
+        Action::CreateNamespace { name, labels, annotations } => {
+            let mut s = format!("create namespace {name}");
+            for (k, v) in labels {
+                let _ = write!(s, ", label {k}={v}");
+            }
+            for (k, v) in annotations {
+                let _ = write!(s, ", annotation {k}={v}");
+            }
+            s
+        }
+        Action::Apply { file } => format!("apply {file}"),
+        Action::Run { program, args, stdout_file } => {
+            let mut s = format!("run {}", program.as_str());
+            for a in args {
+                s.push(' ');
+                s.push_str(a);
+            }
+            if let Some(f) = stdout_file {
+                let _ = write!(s, " > {f}");
+            }
+            s
+        }
+        Action::CreateRemoteSecret {
+            source_cluster,
+            target_cluster,
+            cluster_id,
+            secret_type,
+            service_account,
+            namespace,
+            token_file,
+            file,
+        } => format!(
+            "create remote secret (type {}) for {source_cluster} (cluster ID {cluster_id}) \
+             from service account {namespace}/{service_account} ({token_file}), \
+             apply {file} in {target_cluster}",
+            kebab(secret_type)
+        ),
+        Action::WaitFor { condition, timeout_secs } => {
+            format!("wait up to {timeout_secs}s for {}", describe_wait(condition))
+        }
+        Action::Verify { check } => format!("verify {}", describe_check(check)),
+        Action::Delete { file } => format!("delete the objects of {file}"),
+        Action::DeleteNamespace { name } => format!("delete namespace {name}"),
+    }
+}
+
+fn describe_wait(c: &WaitCondition) -> String {
+    match c {
+        WaitCondition::LoadBalancerIp { namespace, service } => {
+            format!("a LoadBalancer IP on service {namespace}/{service}")
+        }
+        WaitCondition::DeploymentAvailable { namespace, name } => {
+            format!("deployment {namespace}/{name} to be Available")
+        }
+        WaitCondition::PodsReady { namespace, selector, containers, sidecar } => format!(
+            "pods {selector} in {namespace} to be Running {containers}/{containers}{}",
+            if *sidecar { " with istio-proxy" } else { "" }
+        ),
+        WaitCondition::ConfigMapExists { namespace, name } => {
+            format!("config map {namespace}/{name}")
+        }
+    }
+}
+
+fn describe_check(c: &Check) -> String {
+    match c {
+        Check::WebhookConfigurationExists { kind, name, min_webhooks } => {
+            format!("{} webhook configuration {name} ({min_webhooks}+ webhooks)", kebab(kind))
+        }
+        Check::ConfigMapExists { namespace, name } => format!("config map {namespace}/{name}"),
+        Check::IstiodAddress { namespace, objects, address } => {
+            let objects: Vec<String> = objects.iter().map(|o| format!("{o:?}")).collect();
+            format!(
+                "{} of service {namespace}/istiod point at {address} (15012, 15017)",
+                objects.join(" or ")
+            )
+        }
+        Check::WebhooksDoNotMention { text } => {
+            format!("no webhook configuration mentions {text} (istio/istio#37674)")
+        }
+        Check::ExecGreeting { namespace, selector, container, url, versions, requests } => {
+            format!(
+                "`curl -sS {url}` from {selector} ({container}) in {namespace} greets {} \
+                 within {requests} request(s)",
+                greetings(versions)
+            )
+        }
+        Check::IngressGreeting { namespace, service, port, path, versions, requests } => format!(
+            "http://<LoadBalancer IP of {namespace}/{service}>:{port}{path} greets {} \
+             within {requests} request(s)",
+            greetings(versions)
+        ),
+    }
+}
+
+fn greetings(versions: &[String]) -> String {
+    versions.iter().map(|v| format!("`Hello version: {v}`")).collect::<Vec<_>>().join(" and ")
+}
