@@ -127,7 +127,10 @@ mod tests {
             "registry.istio.io/release/examples-helloworld-v2:1.0"
         );
         let vendor = new.with_hub("quay.io/vendor/").with_tag("1.0-vendor");
-        assert_eq!(vendor.helloworld_image("v1"), "quay.io/vendor/examples-helloworld-v1:1.0-vendor");
+        assert_eq!(
+            vendor.helloworld_image("v1"),
+            "quay.io/vendor/examples-helloworld-v1:1.0-vendor"
+        );
     }
 
     #[test]
@@ -180,7 +183,10 @@ mod tests {
             let pod = &d[2]["spec"]["template"]["spec"];
             assert_eq!(pod["serviceAccountName"], name);
             assert_eq!(pod["containers"][0]["image"], istio.client_image());
-            assert_eq!(pod["containers"][0]["command"], serde_json::json!(["/bin/sleep", "infinity"]));
+            assert_eq!(
+                pod["containers"][0]["command"],
+                serde_json::json!(["/bin/sleep", "infinity"])
+            );
             assert_eq!(d[2]["spec"]["template"]["metadata"]["labels"]["app"], name);
         }
     }

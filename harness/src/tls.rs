@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -62,7 +62,7 @@ impl GatewayCerts {
         let now = OffsetDateTime::now_utc();
 
         let mut ca_params = CertificateParams::default();
-        ca_params.distinguished_name = rcgen::DistinguishedName::new();
+        ca_params.distinguished_name = DistinguishedName::new();
         ca_params.distinguished_name.push(DnType::CommonName, CA_COMMON_NAME);
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         ca_params.key_usages = vec![
@@ -76,7 +76,7 @@ impl GatewayCerts {
         let ca_cert = ca_params.self_signed(&ca_key).map_err(generate("CA certificate"))?;
 
         let mut server_params = CertificateParams::default();
-        server_params.distinguished_name = rcgen::DistinguishedName::new();
+        server_params.distinguished_name = DistinguishedName::new();
         server_params.distinguished_name.push(DnType::CommonName, external_addr.to_string());
         server_params.subject_alt_names = vec![SanType::IpAddress(external_addr)];
         server_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -238,7 +238,7 @@ mod tests {
     }
 
     #[test]
-    fn keys_are_pem_private_keys_matching_nothing_in_the_certs() {
+    fn keys_are_distinct_pem_private_keys_kept_out_of_the_certs() {
         let certs = certs();
         assert!(certs.server_key_pem().starts_with("-----BEGIN PRIVATE KEY-----"));
         assert!(certs.ca_key_pem().starts_with("-----BEGIN PRIVATE KEY-----"));

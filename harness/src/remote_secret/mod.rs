@@ -236,8 +236,8 @@ type: kubernetes.io/service-account-token
 
 /// The server of a kubeconfig's current context (or of its only cluster).
 pub fn parse_kubeconfig_server(kubeconfig: &str) -> Result<String, RemoteSecretError> {
-    let config: KubeconfigDoc =
-        serde_saphyr::from_str(kubeconfig).map_err(|e| RemoteSecretError::Kubeconfig(e.to_string()))?;
+    let config: KubeconfigDoc = serde_saphyr::from_str(kubeconfig)
+        .map_err(|e| RemoteSecretError::Kubeconfig(e.to_string()))?;
     let cluster_name = match (&config.current_context, config.clusters.as_slice()) {
         (Some(current), _) => {
             let context = config.contexts.iter().find(|c| &c.name == current).ok_or_else(|| {

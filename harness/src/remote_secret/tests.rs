@@ -81,7 +81,10 @@ fn kubeconfig_has_one_cluster_user_and_context() {
                     tls_server_name: None,
                 },
             }],
-            users: vec![Named { name: "remote1".into(), value: UserEntry { token: FAKE_TOKEN.into() } }],
+            users: vec![Named {
+                name: "remote1".into(),
+                value: UserEntry { token: FAKE_TOKEN.into() }
+            }],
             contexts: vec![Named {
                 name: "remote1".into(),
                 value: ContextEntry { cluster: "remote1".into(), user: "remote1".into() },
@@ -110,7 +113,10 @@ fn kube_reads_the_kubeconfig_as_we_mean_it() {
     assert_eq!(config.current_context.as_deref(), Some("remote1"));
     let cluster = config.clusters[0].cluster.as_ref().unwrap();
     assert_eq!(cluster.server.as_deref(), Some(SERVER));
-    assert_eq!(cluster.certificate_authority_data.as_deref(), Some(BASE64.encode(FAKE_CA).as_str()));
+    assert_eq!(
+        cluster.certificate_authority_data.as_deref(),
+        Some(BASE64.encode(FAKE_CA).as_str())
+    );
     assert_eq!(cluster.tls_server_name.as_deref(), Some("remote1-control-plane"));
     assert_eq!(cluster.insecure_skip_tls_verify, None);
     let user = config.auth_infos[0].auth_info.as_ref().unwrap();
@@ -133,12 +139,14 @@ fn loopback_and_malformed_servers_are_refused() {
         assert!(matches!(err, RemoteSecretError::Loopback { .. }), "{server}: {err:?}");
         assert!(err.to_string().contains("never 127.0.0.1"), "{err}");
     }
-    for server in ["http://172.18.0.3:6443", "https://:6443", "https://0.0.0.0:6443", "172.18.0.3"] {
+    for server in ["http://172.18.0.3:6443", "https://:6443", "https://0.0.0.0:6443", "172.18.0.3"]
+    {
         let err = RemoteSecret::new("remote1", SecretType::Config, server, "external-istiod")
             .unwrap_err();
         assert!(matches!(err, RemoteSecretError::BadServer { .. }), "{server}: {err:?}");
     }
-    for server in ["https://172.18.0.3:6443", "https://[fd00::3]:6443", "https://remote1-control-plane:6443"]
+    for server in
+        ["https://172.18.0.3:6443", "https://[fd00::3]:6443", "https://remote1-control-plane:6443"]
     {
         RemoteSecret::new("remote1", SecretType::Config, server, "external-istiod").unwrap();
     }
@@ -147,8 +155,12 @@ fn loopback_and_malformed_servers_are_refused() {
 #[test]
 fn names_must_be_kubernetes_labels() {
     for bad in ["", "Remote1", "remote_1", "-remote", "remote-", "a\"b", &"x".repeat(64)] {
-        let err = RemoteSecret::new(bad, SecretType::Remote, SERVER, "external-istiod").unwrap_err();
-        assert!(matches!(err, RemoteSecretError::InvalidName { what: "cluster id", .. }), "{bad:?}");
+        let err =
+            RemoteSecret::new(bad, SecretType::Remote, SERVER, "external-istiod").unwrap_err();
+        assert!(
+            matches!(err, RemoteSecretError::InvalidName { what: "cluster id", .. }),
+            "{bad:?}"
+        );
     }
     let err = RemoteSecret::new("remote1", SecretType::Remote, SERVER, "External").unwrap_err();
     assert!(matches!(err, RemoteSecretError::InvalidName { what: "namespace", .. }));
@@ -191,7 +203,10 @@ fn secret_manifest_per_type() {
         assert_eq!((s.api_version.as_str(), s.kind.as_str()), ("v1", "Secret"));
         assert_eq!(s.metadata.name, name);
         assert_eq!(s.metadata.namespace, "external-istiod");
-        assert_eq!(s.metadata.labels, BTreeMap::from([("istio/multiCluster".into(), "true".into())]));
+        assert_eq!(
+            s.metadata.labels,
+            BTreeMap::from([("istio/multiCluster".into(), "true".into())])
+        );
         assert_eq!(
             s.metadata.annotations,
             BTreeMap::from([("networking.istio.io/cluster".into(), cluster.into())])
@@ -219,7 +234,8 @@ fn planned_secret_shows_the_kubeconfig_with_placeholders() {
 
 #[test]
 fn token_secret_is_bound_to_its_service_account() {
-    let yaml = RemoteSecret::token_secret_manifest("istio-reader-service-account", "external-istiod");
+    let yaml =
+        RemoteSecret::token_secret_manifest("istio-reader-service-account", "external-istiod");
     let s: Secret = serde_saphyr::from_str(&yaml).unwrap();
     assert_eq!(s.metadata.name, "istio-reader-service-account-remote-secret-token");
     assert_eq!(s.metadata.name, RemoteSecret::token_secret_name("istio-reader-service-account"));
