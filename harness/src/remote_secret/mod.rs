@@ -8,6 +8,8 @@
 //! account); [`RemoteSecret::kubeconfig`] wraps that token and the cluster's CA;
 //! [`RemoteSecret::secret_manifest`] is what the external cluster gets.
 
+pub mod create;
+
 use std::net::IpAddr;
 
 use base64::Engine;
