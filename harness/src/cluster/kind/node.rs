@@ -1,0 +1,259 @@
+//! The node container: which `kindest/node` image, and the container options kind
+//! itself uses for a control-plane node (kind-node.md "The container").
+
+use std::collections::HashMap;
+
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, HostConfigCgroupnsModeEnum,
+    NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{CreateContainerOptions, CreateContainerOptionsBuilder};
+
+use super::KindOptions;
+use crate::cluster::{CLUSTER_LABEL, docker};
+use crate::topology::ClusterSpec;
+use crate::version::IstioVersion;
+
+/// The API server's port inside the node (and on the shared network).
+pub const API_SERVER_PORT: u16 = 6443;
+/// kind's label naming the cluster a node belongs to.
+pub const KIND_CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";
+/// kind's label naming the node's role.
+pub const KIND_ROLE_LABEL: &str = "io.x-k8s.kind.role";
+/// The value of [`crate::cluster::PROVIDER_LABEL`] on everything this provider creates.
+pub const PROVIDER: &str = "kind";
+/// The admin kubeconfig kubeadm writes inside the node.
+pub const ADMIN_KUBECONFIG: &str = "/etc/kubernetes/admin.conf";
+
+/// A node image a kind release publishes as its default (kind-node.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownNodeImage {
+    pub kind_release: &'static str,
+    pub image: &'static str,
+    pub kubernetes_minor: u32,
+}
+
+/// The default node images of the kind releases this provider follows, oldest first.
+/// Tags only: pin a digest through [`KindOptions::node_image`] where it matters (kind's
+/// maintainers support a node image only with the kind release it came with).
+pub const KNOWN_NODE_IMAGES: &[KnownNodeImage] = &[
+    KnownNodeImage { kind_release: "v0.29", image: "kindest/node:v1.33.1", kubernetes_minor: 33 },
+    KnownNodeImage { kind_release: "v0.30", image: "kindest/node:v1.34.0", kubernetes_minor: 34 },
+    KnownNodeImage { kind_release: "v0.31", image: "kindest/node:v1.35.0", kubernetes_minor: 35 },
+    KnownNodeImage { kind_release: "v0.32", image: "kindest/node:v1.36.1", kubernetes_minor: 36 },
+];
+
+/// No known node image runs a Kubernetes version the Istio release supports.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "no known kindest/node image runs a Kubernetes version Istio {istio} supports \
+     (1.{lo} to 1.{hi}); the known ones are {known}: choose one with --node-image \
+     (e.g. kindest/node:v1.{hi}.<patch> from the kind release notes)"
+)]
+pub struct NoNodeImage {
+    pub istio: IstioVersion,
+    pub lo: u32,
+    pub hi: u32,
+    pub known: String,
+}
+
+/// The newest known node image whose Kubernetes minor the Istio release supports.
+pub fn node_image_for(istio: IstioVersion) -> Result<&'static KnownNodeImage, NoNodeImage> {
+    let (lo, hi) = istio.kubernetes_minors();
+    KNOWN_NODE_IMAGES.iter().rev().find(|i| (lo..=hi).contains(&i.kubernetes_minor)).ok_or_else(
+        || NoNodeImage {
+            istio,
+            lo,
+            hi,
+            known: KNOWN_NODE_IMAGES.iter().map(|i| i.image).collect::<Vec<_>>().join(", "),
+        },
+    )
+}
+
+/// The node's container (and host, and Kubernetes node) name.
+pub fn node_name(cluster_name: &str) -> String {
+    format!("{cluster_name}-control-plane")
+}
+
+/// A node container to create: its name and the full create request.
+#[derive(Debug, Clone)]
+pub struct NodeContainerSpec {
+    pub name: String,
+    pub body: ContainerCreateBody,
+}
+
+impl NodeContainerSpec {
+    /// kind's control-plane node for `cluster`, on the run's shared network.
+    pub fn for_cluster(cluster: &ClusterSpec, opts: &KindOptions) -> Self {
+        let name = node_name(&cluster.name);
+        let mut labels = docker::labels(&opts.run_id, PROVIDER);
+        labels.insert(CLUSTER_LABEL.to_string(), cluster.name.clone());
+        labels.insert(KIND_CLUSTER_LABEL.to_string(), cluster.name.clone());
+        labels.insert(KIND_ROLE_LABEL.to_string(), "control-plane".to_string());
+        let port = format!("{API_SERVER_PORT}/tcp");
+        let binds =
+            opts.mount_lib_modules.then(|| vec!["/lib/modules:/lib/modules:ro".to_string()]);
+        let host_config = HostConfig {
+            privileged: Some(true),
+            security_opt: Some(vec![
+                "seccomp=unconfined".to_string(),
+                "apparmor=unconfined".to_string(),
+            ]),
+            tmpfs: Some(HashMap::from([
+                ("/tmp".to_string(), String::new()),
+                ("/run".to_string(), String::new()),
+            ])),
+            binds,
+            cgroupns_mode: Some(HostConfigCgroupnsModeEnum::PRIVATE),
+            // The image's entrypoint must be PID 1: a daemon-wide `init: true` breaks systemd.
+            init: Some(false),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::ON_FAILURE),
+                maximum_retry_count: Some(1),
+            }),
+            // Docker picks a free host port; it is read back after start.
+            port_bindings: Some(HashMap::from([(
+                port.clone(),
+                Some(vec![PortBinding { host_ip: Some("127.0.0.1".to_string()), host_port: None }]),
+            )])),
+            network_mode: Some(opts.network.clone()),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(opts.node_image.clone()),
+            hostname: Some(name.clone()),
+            // systemd writes its readiness line to the log only with a TTY.
+            tty: Some(true),
+            env: Some(vec![
+                format!("KUBECONFIG={ADMIN_KUBECONFIG}"),
+                "container=docker".to_string(),
+            ]),
+            labels: Some(labels),
+            stop_signal: Some("SIGRTMIN+3".to_string()),
+            volumes: Some(vec!["/var".to_string()]),
+            exposed_ports: Some(vec![port]),
+            host_config: Some(host_config),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    opts.network.clone(),
+                    EndpointSettings::default(),
+                )])),
+            }),
+            ..Default::default()
+        };
+        Self { name, body }
+    }
+
+    pub fn create_options(&self) -> CreateContainerOptions {
+        CreateContainerOptionsBuilder::new().name(&self.name).build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{RUN_ID_LABEL, RunId};
+    use crate::topology::{NetworkMode, Topology};
+
+    fn options() -> KindOptions {
+        let mut o = KindOptions::new("kindest/node:v1.35.0", RunId::from_existing("0123456789"));
+        o.network = "ecp-kind-0123456789".to_string();
+        o
+    }
+
+    #[test]
+    fn node_container_has_every_option_kind_sets() {
+        let t = Topology::new(1, NetworkMode::default()).unwrap();
+        let spec = NodeContainerSpec::for_cluster(t.config(), &options());
+        assert_eq!(spec.name, "config-control-plane");
+        let b = &spec.body;
+        assert_eq!(b.image.as_deref(), Some("kindest/node:v1.35.0"));
+        assert_eq!(b.hostname.as_deref(), Some("config-control-plane"));
+        assert_eq!(b.tty, Some(true));
+        assert_eq!(
+            b.env.as_deref().unwrap(),
+            ["KUBECONFIG=/etc/kubernetes/admin.conf", "container=docker"]
+        );
+        assert_eq!(b.stop_signal.as_deref(), Some("SIGRTMIN+3"));
+        assert_eq!(b.volumes.as_deref().unwrap(), ["/var"]);
+        assert_eq!(b.exposed_ports.as_deref().unwrap(), ["6443/tcp"]);
+        assert_eq!(b.entrypoint, None, "the image's entrypoint runs as PID 1");
+        let labels = b.labels.as_ref().unwrap();
+        assert_eq!(labels[RUN_ID_LABEL], "0123456789");
+        assert_eq!(labels[KIND_CLUSTER_LABEL], "config");
+        assert_eq!(labels[KIND_ROLE_LABEL], "control-plane");
+        assert_eq!(labels[CLUSTER_LABEL], "config");
+        assert_eq!(labels[crate::cluster::PROVIDER_LABEL], "kind");
+
+        let h = b.host_config.as_ref().unwrap();
+        assert_eq!(h.privileged, Some(true));
+        assert_eq!(
+            h.security_opt.as_deref().unwrap(),
+            ["seccomp=unconfined", "apparmor=unconfined"]
+        );
+        let tmpfs = h.tmpfs.as_ref().unwrap();
+        assert_eq!(tmpfs.len(), 2);
+        assert_eq!(tmpfs["/tmp"], "");
+        assert_eq!(tmpfs["/run"], "");
+        assert_eq!(h.binds.as_deref().unwrap(), ["/lib/modules:/lib/modules:ro"]);
+        assert_eq!(h.cgroupns_mode, Some(HostConfigCgroupnsModeEnum::PRIVATE));
+        assert_eq!(h.init, Some(false));
+        let restart = h.restart_policy.as_ref().unwrap();
+        assert_eq!(restart.name, Some(RestartPolicyNameEnum::ON_FAILURE));
+        assert_eq!(restart.maximum_retry_count, Some(1));
+        let published = h.port_bindings.as_ref().unwrap()["6443/tcp"].as_ref().unwrap();
+        assert_eq!(published.len(), 1);
+        assert_eq!(published[0].host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(published[0].host_port, None, "Docker picks a free port");
+        assert_eq!(h.network_mode.as_deref(), Some("ecp-kind-0123456789"));
+        let endpoints = b.networking_config.as_ref().unwrap().endpoints_config.as_ref().unwrap();
+        assert_eq!(endpoints.keys().collect::<Vec<_>>(), ["ecp-kind-0123456789"]);
+    }
+
+    #[test]
+    fn serialized_request_uses_dockers_field_names() {
+        let t = Topology::new(1, NetworkMode::default()).unwrap();
+        let json =
+            serde_json::to_value(&NodeContainerSpec::for_cluster(t.external(), &options()).body)
+                .unwrap();
+        assert_eq!(json["Tty"], true);
+        assert_eq!(json["Volumes"], serde_json::json!({"/var": {}}));
+        assert_eq!(json["HostConfig"]["CgroupnsMode"], "private");
+        assert_eq!(json["HostConfig"]["Init"], false);
+        assert_eq!(
+            json["HostConfig"]["RestartPolicy"],
+            serde_json::json!({"Name": "on-failure", "MaximumRetryCount": 1})
+        );
+    }
+
+    #[test]
+    fn lib_modules_can_be_left_out_where_the_host_has_none() {
+        let t = Topology::new(1, NetworkMode::default()).unwrap();
+        let mut o = options();
+        o.mount_lib_modules = false;
+        let spec = NodeContainerSpec::for_cluster(t.external(), &o);
+        assert_eq!(spec.body.host_config.unwrap().binds, None);
+    }
+
+    #[test]
+    fn node_image_is_the_newest_known_within_istios_range() {
+        let pick = |v: &str| node_image_for(v.parse().unwrap()).map(|i| i.image);
+        assert_eq!(pick("1.30.3"), Ok("kindest/node:v1.36.1"));
+        assert_eq!(pick("1.29.6"), Ok("kindest/node:v1.35.0"));
+        assert_eq!(pick("1.28.0"), Ok("kindest/node:v1.34.0"));
+        assert_eq!(pick("1.27.0"), Ok("kindest/node:v1.33.1"));
+        assert_eq!(pick("1.26.0"), Ok("kindest/node:v1.33.1"));
+        let err = pick("1.25.0").unwrap_err();
+        assert_eq!((err.lo, err.hi), (29, 32));
+        let msg = err.to_string();
+        assert!(msg.contains("--node-image") && msg.contains("1.29 to 1.32"), "{msg}");
+        assert!(pick("1.22.0").is_err());
+    }
+
+    #[test]
+    fn every_known_image_is_tagged_with_its_kubernetes_minor() {
+        for i in KNOWN_NODE_IMAGES {
+            assert!(i.image.starts_with(&format!("kindest/node:v1.{}.", i.kubernetes_minor)));
+        }
+    }
+}

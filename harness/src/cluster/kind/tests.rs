@@ -1,0 +1,1 @@
+//! Tests of the provider's Docker plumbing against a local busybox image.
