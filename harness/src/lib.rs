@@ -4,11 +4,13 @@
 
 pub mod cluster;
 pub mod diag;
+pub mod execute;
 pub mod fault;
 pub mod install;
 pub mod istio;
 pub mod kube;
 pub mod remote_secret;
+pub mod report;
 pub mod samples;
 pub mod tls;
 pub mod topology;

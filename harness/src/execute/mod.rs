@@ -1,0 +1,771 @@
+//! Runs an install [`Plan`] against real clusters: each [`Step`]'s actions in order
+//! on the step's cluster, one tracing span per step and cluster, each step timed,
+//! progress shown as it goes ([`progress`]).
+//!
+//! - `Apply` and `CreateNamespace`: server-side apply through [`crate::kube::apply`].
+//! - `Run`: the installer ([`command`]) with the plan directory as working directory.
+//! - `CreateRemoteSecret`: [`crate::remote_secret::create`], the source cluster named
+//!   by its API server address on the shared network.
+//! - `WaitFor`: watch-based waits with the step's timeout ([`crate::kube::wait`]).
+//! - `Verify`: the checks of [`checks`].
+//! - `Delete` / `DeleteNamespace`: delete and wait until gone.
+//!
+//! After step 1's wait for the control-plane gateway's LoadBalancer IP, the observed
+//! IP is `EXTERNAL_ISTIOD_ADDR`: when the plan was made for another address, it is
+//! planned again for the observed one, written again, and execution continues with
+//! the next step of the new plan.
+
+pub mod checks;
+pub mod command;
+pub mod progress;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ::kube::Client;
+use ::kube::api::{Api, DeleteParams, DynamicObject};
+use ::kube::discovery::Scope;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use serde_json::json;
+use tracing::Instrument as _;
+
+use crate::install::{self, Action, Check, Plan, PlanError, Step, WaitCondition, WebhookKind};
+use crate::kube::apply::{ApplyError, ApplyOptions, apply_yaml};
+use crate::kube::wait::{self, WaitError};
+use crate::remote_secret::{self, RemoteSecret, RemoteSecretError};
+use checks::{CheckFailed, Retry};
+use command::{CommandError, Programs, RunError};
+use progress::{Progress, ProgressMode, StepOutcome};
+
+/// The field manager of everything the executor applies.
+pub const FIELD_MANAGER: &str = "ecp-harness";
+
+/// One cluster as the executor reaches it.
+#[derive(Clone)]
+pub struct ClusterAccess {
+    pub client: Client,
+    /// The kubeconfig the host uses (passed to installers).
+    pub kubeconfig: PathBuf,
+    /// The API server on the shared network (node IP:6443), for remote secrets.
+    pub api_server: Option<SocketAddr>,
+}
+
+/// Every cluster of the topology, by [`ClusterSpec::name`].
+///
+/// [`ClusterSpec::name`]: crate::topology::ClusterSpec::name
+pub type Clusters = BTreeMap<String, ClusterAccess>;
+
+/// Which steps to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Steps 1 to 8: install and verify.
+    Install,
+    /// Step 9: remove what the install created, in reverse.
+    Cleanup,
+}
+
+impl Phase {
+    fn includes(self, step: &Step) -> bool {
+        match self {
+            Phase::Install => step.number < 9,
+            Phase::Cleanup => step.number >= 9,
+        }
+    }
+}
+
+/// How to execute.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// Where the plan's files are written and installers run.
+    pub plan_dir: PathBuf,
+    pub programs: Programs,
+    pub progress: ProgressMode,
+    /// Longest an installer command may run.
+    pub run_timeout: Duration,
+    /// Longest one `Apply` may take.
+    pub apply_timeout: Duration,
+    /// Longest one remote secret creation may take.
+    pub remote_secret_timeout: Duration,
+    /// How greeting checks retry.
+    pub greeting_retry: Retry,
+}
+
+impl ExecOptions {
+    pub fn new(plan_dir: PathBuf, programs: Programs) -> Self {
+        Self {
+            plan_dir,
+            programs,
+            progress: ProgressMode::detect(),
+            run_timeout: Duration::from_secs(15 * 60),
+            apply_timeout: Duration::from_secs(180),
+            remote_secret_timeout: Duration::from_secs(180),
+            greeting_retry: Retry::default(),
+        }
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRecord {
+    pub number: u8,
+    pub id: String,
+    pub title: String,
+    pub cluster: String,
+    pub elapsed: Duration,
+    /// `None` when the step succeeded.
+    pub error: Option<String>,
+}
+
+impl StepRecord {
+    pub fn label(&self) -> String {
+        format!("step {} on {}: {}", self.number, self.cluster, self.title)
+    }
+}
+
+/// The outcome of an execution: the steps run (in order), the plan in force at the
+/// end (re-planned for the observed address), and the error that stopped it.
+#[derive(Debug)]
+pub struct Execution {
+    pub plan: Plan,
+    pub steps: Vec<StepRecord>,
+    pub error: Option<ExecError>,
+}
+
+impl Execution {
+    pub fn succeeded(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("step {number} ({id}) on cluster {cluster}: {source}")]
+    Step {
+        number: u8,
+        id: String,
+        cluster: String,
+        #[source]
+        source: Box<ActionError>,
+    },
+    #[error("planning again for the observed external address {addr}: {source}")]
+    Replan {
+        addr: IpAddr,
+        #[source]
+        source: PlanError,
+    },
+    #[error("the plan made for the observed address {addr} differs in shape at step {index}")]
+    ReplanShape { addr: IpAddr, index: usize },
+    #[error("writing the plan to {}: {source}", dir.display())]
+    WritePlan {
+        dir: PathBuf,
+        #[source]
+        source: PlanError,
+    },
+}
+
+/// Why one action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("no cluster named {0} is running")]
+    UnknownCluster(String),
+    #[error("reading {}: {source}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("no API server address on the shared network is known for cluster {0}")]
+    NoApiServer(String),
+    #[error(transparent)]
+    RemoteSecretSpec(#[from] RemoteSecretError),
+    #[error(transparent)]
+    RemoteSecret(#[from] remote_secret::create::CreateError),
+    #[error(transparent)]
+    Wait(#[from] WaitError),
+    #[error(transparent)]
+    Check(#[from] CheckFailed),
+    #[error("deleting {what} on cluster {cluster}: {reason}")]
+    Delete { cluster: String, what: String, reason: String },
+}
+
+/// Runs the steps of `phase`: writes the plan into the plan directory, then each
+/// step in order, stopping at the first failure.
+pub async fn execute(
+    plan: Plan,
+    clusters: &Clusters,
+    phase: Phase,
+    opts: &ExecOptions,
+) -> Execution {
+    let mut plan = plan;
+    let mut records = Vec::new();
+    if let Err(source) = plan.write(&opts.plan_dir) {
+        let error = ExecError::WritePlan { dir: opts.plan_dir.clone(), source };
+        return Execution { plan, steps: records, error: Some(error) };
+    }
+    let selected: Vec<usize> =
+        (0..plan.steps.len()).filter(|&i| phase.includes(&plan.steps[i])).collect();
+    let progress = Progress::new(opts.progress, selected.len());
+    for (position, &index) in selected.iter().enumerate() {
+        let step = plan.steps[index].clone();
+        let label = format!("step {} on {}: {}", step.number, step.cluster, step.title);
+        progress.started(position, &label);
+        let span = tracing::info_span!("step", number = step.number, id = %step.id, cluster = %step.cluster);
+        let started = Instant::now();
+        let result = run_step(&step, clusters, opts).instrument(span.clone()).await;
+        let elapsed = started.elapsed();
+        let outcome = if result.is_ok() { StepOutcome::Ok } else { StepOutcome::Failed };
+        progress.finished(position, &label, outcome, elapsed);
+        span.in_scope(|| tracing::info!(elapsed = ?elapsed, ok = result.is_ok(), "step finished"));
+        records.push(StepRecord {
+            number: step.number,
+            id: step.id.clone(),
+            title: step.title.clone(),
+            cluster: step.cluster.clone(),
+            elapsed,
+            error: result.as_ref().err().map(|e| e.to_string()),
+        });
+        match result {
+            Err(source) => {
+                let error = ExecError::Step {
+                    number: step.number,
+                    id: step.id,
+                    cluster: step.cluster,
+                    source: Box::new(source),
+                };
+                return Execution { plan, steps: records, error: Some(error) };
+            }
+            Ok(Some(observed)) if observed != plan.options.external_addr => {
+                match replan(&plan, observed, index, opts) {
+                    Ok(new_plan) => plan = new_plan,
+                    Err(error) => return Execution { plan, steps: records, error: Some(error) },
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+    progress.finish();
+    Execution { plan, steps: records, error: None }
+}
+
+/// Plans again for the observed external address; the new plan must have the same
+/// steps (only addresses differ).
+fn replan(plan: &Plan, addr: IpAddr, index: usize, opts: &ExecOptions) -> Result<Plan, ExecError> {
+    tracing::info!(%addr, planned = %plan.options.external_addr, "planning again for the observed external address");
+    let mut options = plan.options.clone();
+    options.external_addr = addr;
+    let new_plan = install::plan(&options).map_err(|source| ExecError::Replan { addr, source })?;
+    let same_shape = new_plan.steps.len() == plan.steps.len()
+        && new_plan
+            .steps
+            .iter()
+            .zip(&plan.steps)
+            .all(|(a, b)| a.id == b.id && a.cluster == b.cluster);
+    if !same_shape {
+        return Err(ExecError::ReplanShape { addr, index });
+    }
+    new_plan
+        .write(&opts.plan_dir)
+        .map_err(|source| ExecError::WritePlan { dir: opts.plan_dir.clone(), source })?;
+    Ok(new_plan)
+}
+
+/// Runs one step's actions; returns the LoadBalancer IP a step-1 wait observed.
+async fn run_step(
+    step: &Step,
+    clusters: &Clusters,
+    opts: &ExecOptions,
+) -> Result<Option<IpAddr>, ActionError> {
+    let access = cluster(clusters, &step.cluster)?;
+    let mut observed = None;
+    for action in &step.actions {
+        tracing::debug!(?action, "action");
+        let ip = run_action(&step.cluster, access, action, clusters, opts).await?;
+        if step.number == 1 {
+            observed = observed.or(ip);
+        }
+    }
+    Ok(observed)
+}
+
+fn cluster<'a>(clusters: &'a Clusters, name: &str) -> Result<&'a ClusterAccess, ActionError> {
+    clusters.get(name).ok_or_else(|| ActionError::UnknownCluster(name.to_string()))
+}
+
+fn read_plan_file(opts: &ExecOptions, file: &str) -> Result<String, ActionError> {
+    let path = opts.plan_dir.join(file);
+    std::fs::read_to_string(&path).map_err(|source| ActionError::ReadFile { path, source })
+}
+
+async fn run_action(
+    name: &str,
+    access: &ClusterAccess,
+    action: &Action,
+    clusters: &Clusters,
+    opts: &ExecOptions,
+) -> Result<Option<IpAddr>, ActionError> {
+    let client = &access.client;
+    match action {
+        Action::CreateNamespace { name: ns, labels, annotations } => {
+            let yaml = namespace_manifest(ns, labels, annotations);
+            let apply_opts = ApplyOptions::new(name, FIELD_MANAGER).timeout(opts.apply_timeout);
+            apply_yaml(client, &yaml, &format!("namespace {ns}"), &apply_opts).await?;
+        }
+        Action::Apply { file, namespace } => {
+            let yaml = read_plan_file(opts, file)?;
+            let mut apply_opts = ApplyOptions::new(name, FIELD_MANAGER).timeout(opts.apply_timeout);
+            if let Some(ns) = namespace {
+                apply_opts = apply_opts.namespace(ns);
+            }
+            let report = apply_yaml(client, &yaml, file, &apply_opts).await?;
+            tracing::info!(
+                file,
+                objects = report.objects.len(),
+                modified = report.modified().count(),
+                "applied"
+            );
+        }
+        Action::Run { program, args, stdout_file } => {
+            let kubeconfig = |c: &str| clusters.get(c).map(|a| a.kubeconfig.clone());
+            let invocation = command::invocation(
+                *program,
+                args,
+                stdout_file.as_deref(),
+                &opts.programs,
+                &opts.plan_dir,
+                kubeconfig,
+            )?;
+            tracing::info!(command = %invocation.display(), "running");
+            invocation.run(opts.run_timeout).await?;
+        }
+        Action::CreateRemoteSecret {
+            source_cluster,
+            target_cluster,
+            cluster_id,
+            secret_type,
+            service_account,
+            namespace,
+            ..
+        } => {
+            let source = cluster(clusters, source_cluster)?;
+            let target = cluster(clusters, target_cluster)?;
+            let server = source
+                .api_server
+                .ok_or_else(|| ActionError::NoApiServer(source_cluster.clone()))?;
+            let remote = RemoteSecret::new(
+                cluster_id,
+                *secret_type,
+                &format!("https://{server}"),
+                namespace,
+            )?;
+            let request = remote_secret::create::Request {
+                remote: &remote,
+                source: remote_secret::create::Endpoint {
+                    cluster: source_cluster,
+                    client: &source.client,
+                },
+                service_account,
+                service_account_namespace: namespace,
+                target: remote_secret::create::Endpoint {
+                    cluster: target_cluster,
+                    client: &target.client,
+                },
+                timeout: opts.remote_secret_timeout,
+            };
+            remote_secret::create::create(&request).await?;
+        }
+        Action::WaitFor { condition, timeout_secs } => {
+            return wait_for(name, client, condition, Duration::from_secs(*timeout_secs)).await;
+        }
+        Action::Verify { check } => verify(name, client, check, opts.greeting_retry).await?,
+        Action::Delete { file, namespace } => {
+            let yaml = read_plan_file(opts, file)?;
+            delete_objects(name, client, &yaml, file, namespace.as_deref(), opts.apply_timeout)
+                .await?;
+        }
+        Action::DeleteNamespace { name: ns } => {
+            let api = Api::<Namespace>::all(client.clone());
+            delete_and_wait(name, &api, ns, opts.apply_timeout).await?;
+        }
+    }
+    Ok(None)
+}
+
+/// A Namespace manifest (JSON is YAML).
+pub fn namespace_manifest(
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+) -> String {
+    let mut metadata = json!({ "name": name });
+    if !labels.is_empty() {
+        metadata["labels"] = json!(labels);
+    }
+    if !annotations.is_empty() {
+        metadata["annotations"] = json!(annotations);
+    }
+    json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": metadata }).to_string()
+}
+
+async fn wait_for(
+    cluster: &str,
+    client: &Client,
+    condition: &WaitCondition,
+    timeout: Duration,
+) -> Result<Option<IpAddr>, ActionError> {
+    match condition {
+        WaitCondition::LoadBalancerIp { namespace, service } => {
+            let api = Api::<Service>::namespaced(client.clone(), namespace);
+            let what = format!("a LoadBalancer IP for Service {namespace}/{service}");
+            let has_ip = |s: Option<&Service>| s.and_then(checks::load_balancer_ip).is_some();
+            let svc = wait::until(cluster, &api, service, &what, has_ip, timeout).await?;
+            Ok(checks::load_balancer_ip(&svc))
+        }
+        WaitCondition::DeploymentAvailable { namespace, name } => {
+            let api = Api::<Deployment>::namespaced(client.clone(), namespace);
+            let what = format!("Deployment {namespace}/{name} Available");
+            wait::until(cluster, &api, name, &what, deployment_available, timeout).await?;
+            Ok(None)
+        }
+        WaitCondition::ConfigMapExists { namespace, name } => {
+            let api = Api::<ConfigMap>::namespaced(client.clone(), namespace);
+            let what = format!("ConfigMap {namespace}/{name}");
+            wait::until(cluster, &api, name, &what, |c: Option<&ConfigMap>| c.is_some(), timeout)
+                .await?;
+            Ok(None)
+        }
+        WaitCondition::PodsReady { namespace, selector, containers, sidecar } => {
+            pods_ready(cluster, client, namespace, selector, *containers, *sidecar, timeout)
+                .await?;
+            Ok(None)
+        }
+    }
+}
+
+/// The Deployment reports `Available=True`.
+pub fn deployment_available(d: Option<&Deployment>) -> bool {
+    d.and_then(|d| d.status.as_ref()).and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c.type_.as_deref() == Some("Available") && c.status.as_deref() == Some("True"))
+    })
+}
+
+/// Watches the pods matching `selector` until at least one exists and every one is
+/// Running with `containers` ready (and a sidecar when asked), or the timeout.
+async fn pods_ready(
+    cluster: &str,
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+    containers: u32,
+    sidecar: bool,
+    timeout: Duration,
+) -> Result<(), ActionError> {
+    let api = Api::<Pod>::namespaced(client.clone(), namespace);
+    let config = watcher::Config::default().labels(selector);
+    let mut stream = watcher::watcher(api, config).default_backoff().boxed();
+    let mut pods: BTreeMap<String, Pod> = BTreeMap::new();
+    let mut listing: BTreeMap<String, Pod> = BTreeMap::new();
+    let mut last_error = None;
+    let not_ready = |pods: &BTreeMap<String, Pod>| -> Option<String> {
+        if pods.is_empty() {
+            return Some("no pod matches".to_string());
+        }
+        let reasons: Vec<String> = pods
+            .values()
+            .filter_map(|p| checks::pod_not_ready_reason(p, containers, sidecar))
+            .collect();
+        (!reasons.is_empty()).then(|| reasons.join("; "))
+    };
+    let watch = async {
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(Event::Init) => listing.clear(),
+                Ok(Event::InitApply(p)) => {
+                    listing.insert(p.metadata.name.clone().unwrap_or_default(), p);
+                }
+                Ok(Event::InitDone) => pods = std::mem::take(&mut listing),
+                Ok(Event::Apply(p)) => {
+                    pods.insert(p.metadata.name.clone().unwrap_or_default(), p);
+                }
+                Ok(Event::Delete(p)) => {
+                    pods.remove(p.metadata.name.as_deref().unwrap_or_default());
+                }
+                Err(e) => last_error = Some(e.to_string()),
+            }
+            if not_ready(&pods).is_none() {
+                return true;
+            }
+        }
+        false
+    };
+    let done = tokio::time::timeout(timeout, watch).await.unwrap_or(false);
+    if done {
+        return Ok(());
+    }
+    let detail = not_ready(&pods).unwrap_or_else(|| "the watch ended".to_string());
+    let mut detail = format!("timed out after {timeout:?}: {detail}");
+    if let Some(e) = last_error {
+        detail.push_str(&format!("; last error: {e}"));
+    }
+    Err(ActionError::Check(CheckFailed {
+        cluster: cluster.to_string(),
+        check: format!("pods {selector} in {namespace} {containers}/{containers} Running"),
+        detail,
+    }))
+}
+
+async fn verify(
+    cluster: &str,
+    client: &Client,
+    check: &Check,
+    retry: Retry,
+) -> Result<(), ActionError> {
+    match check {
+        Check::WebhookConfigurationExists { kind, name, min_webhooks } => {
+            let mutating = *kind == WebhookKind::Mutating;
+            checks::webhook_configuration_exists(cluster, client, mutating, name, *min_webhooks)
+                .await?
+        }
+        Check::ConfigMapExists { namespace, name } => {
+            checks::config_map_exists(cluster, client, namespace, name).await?
+        }
+        Check::IstiodAddress { namespace, objects, address } => {
+            checks::istiod_address(cluster, client, namespace, objects, *address).await?
+        }
+        Check::WebhooksDoNotMention { text } => {
+            checks::webhooks_do_not_mention(cluster, client, text).await?
+        }
+        Check::ExecGreeting { namespace, selector, container, url, versions, requests } => {
+            checks::exec_greeting(
+                cluster, client, namespace, selector, container, url, versions, *requests, retry,
+            )
+            .await
+            .map(|_| ())?
+        }
+        Check::IngressGreeting { namespace, service, port, path, versions, requests } => {
+            checks::ingress_greeting(
+                cluster, client, namespace, service, *port, path, versions, *requests, retry,
+            )
+            .await
+            .map(|_| ())?
+        }
+    }
+    Ok(())
+}
+
+/// An object of a manifest, as needed to delete it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+/// The objects of a multi-document manifest, last first (the order to delete them),
+/// `default_namespace` filled in where a document has none (cluster-scoped kinds
+/// ignore it).
+pub fn objects_to_delete(
+    yaml: &str,
+    default_namespace: Option<&str>,
+) -> Result<Vec<ObjectRef>, String> {
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(yaml).map_err(|e| e.to_string())?;
+    let mut objects = Vec::new();
+    for doc in docs.into_iter().filter(|d| d.is_object()) {
+        let field = |k: &str| doc.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        let meta = |k: &str| {
+            doc.get("metadata").and_then(|m| m.get(k)).and_then(|v| v.as_str()).map(str::to_string)
+        };
+        let (Some(api_version), Some(kind), Some(name)) =
+            (field("apiVersion"), field("kind"), meta("name"))
+        else {
+            return Err("a document lacks apiVersion, kind or metadata.name".to_string());
+        };
+        let namespace = meta("namespace").or(default_namespace.map(str::to_string));
+        objects.push(ObjectRef { api_version, kind, namespace, name });
+    }
+    objects.reverse();
+    Ok(objects)
+}
+
+async fn delete_objects(
+    cluster: &str,
+    client: &Client,
+    yaml: &str,
+    file: &str,
+    default_namespace: Option<&str>,
+    timeout: Duration,
+) -> Result<(), ActionError> {
+    let fail = |what: &str, reason: String| ActionError::Delete {
+        cluster: cluster.to_string(),
+        what: what.to_string(),
+        reason,
+    };
+    let objects = objects_to_delete(yaml, default_namespace).map_err(|r| fail(file, r))?;
+    let discovery = crate::kube::discover(client, Duration::from_secs(30))
+        .await
+        .map_err(|e| fail(file, e.to_string()))?;
+    for object in objects {
+        let what = format!("{} {}", object.kind, object.name);
+        let Some((resource, caps)) =
+            crate::kube::resolve(&discovery, &object.api_version, &object.kind)
+        else {
+            // Not served any more (its CRD went first): nothing left to delete.
+            tracing::debug!(%what, "kind not served; skipping");
+            continue;
+        };
+        let api: Api<DynamicObject> = match (caps.scope, &object.namespace) {
+            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &resource),
+            (Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), &resource),
+            (Scope::Cluster, _) => Api::all_with(client.clone(), &resource),
+        };
+        delete_and_wait(cluster, &api, &object.name, timeout).await.map_err(|e| match e {
+            ActionError::Delete { reason, .. } => fail(&what, reason),
+            other => other,
+        })?;
+    }
+    Ok(())
+}
+
+async fn delete_and_wait<K>(
+    cluster: &str,
+    api: &Api<K>,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), ActionError>
+where
+    K: ::kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => {}
+        Err(::kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(e) => {
+            return Err(ActionError::Delete {
+                cluster: cluster.to_string(),
+                what: name.to_string(),
+                reason: e.to_string(),
+            });
+        }
+    }
+    wait::until_gone(cluster, api, name, timeout).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_carry_labels_and_annotations() {
+        let labels = BTreeMap::from([("istio-injection".to_string(), "enabled".to_string())]);
+        let annotations = BTreeMap::from([(
+            "topology.istio.io/controlPlaneClusters".to_string(),
+            "remote1".to_string(),
+        )]);
+        let yaml = namespace_manifest("sample", &labels, &annotations);
+        let v: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
+        assert_eq!(v["kind"], "Namespace");
+        assert_eq!(v["metadata"]["name"], "sample");
+        assert_eq!(v["metadata"]["labels"]["istio-injection"], "enabled");
+        assert_eq!(
+            v["metadata"]["annotations"]["topology.istio.io/controlPlaneClusters"],
+            "remote1"
+        );
+        let bare = namespace_manifest("external-istiod", &BTreeMap::new(), &BTreeMap::new());
+        assert_eq!(
+            bare,
+            r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"external-istiod"}}"#
+        );
+    }
+
+    #[test]
+    fn objects_are_deleted_last_first_with_the_default_namespace() {
+        let yaml = "\
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: istiod-service-account
+---
+# a comment-only document
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: external-istiod-gw
+  namespace: istio-system
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: istio-validator-external-istiod
+";
+        let objects = objects_to_delete(yaml, Some("external-istiod")).unwrap();
+        let got: Vec<_> = objects
+            .iter()
+            .map(|o| (o.kind.as_str(), o.namespace.as_deref(), o.name.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "ValidatingWebhookConfiguration",
+                    Some("external-istiod"),
+                    "istio-validator-external-istiod"
+                ),
+                ("Gateway", Some("istio-system"), "external-istiod-gw"),
+                ("ServiceAccount", Some("external-istiod"), "istiod-service-account"),
+            ]
+        );
+        assert!(objects_to_delete("kind: Secret\nmetadata: {}\n", None).is_err());
+    }
+
+    #[test]
+    fn deployments_are_available_only_with_the_condition_true() {
+        let d = |status: &str| -> Deployment {
+            serde_json::from_value(json!({
+                "metadata": {"name": "istiod"},
+                "status": {"conditions": [
+                    {"type": "Progressing", "status": "True"},
+                    {"type": "Available", "status": status}
+                ]}
+            }))
+            .unwrap()
+        };
+        assert!(deployment_available(Some(&d("True"))));
+        assert!(!deployment_available(Some(&d("False"))));
+        assert!(!deployment_available(None));
+    }
+
+    #[test]
+    fn phases_split_install_from_cleanup() {
+        let step = |number| Step {
+            number,
+            id: String::new(),
+            title: String::new(),
+            cluster: String::new(),
+            actions: vec![],
+        };
+        assert!(Phase::Install.includes(&step(1)) && Phase::Install.includes(&step(8)));
+        assert!(!Phase::Install.includes(&step(9)));
+        assert!(Phase::Cleanup.includes(&step(9)) && !Phase::Cleanup.includes(&step(8)));
+    }
+}

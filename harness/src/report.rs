@@ -1,0 +1,571 @@
+//! The conformance report of one Istio version: a JUnit file (install steps and
+//! scenarios as test cases) and a Markdown summary (version, installer, topology,
+//! per scenario passed / flaky / failed / not run with durations, step timings, and
+//! what was not run and why). Scenario results come from nextest's JUnit output.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite};
+
+use crate::execute::StepRecord;
+use crate::install::Installer;
+use crate::topology::Topology;
+use crate::version::IstioVersion;
+
+/// How a scenario (one test of the `ecp-scenarios` crate) ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScenarioStatus {
+    Passed,
+    /// Passed after `failed_attempts` failed attempts.
+    Flaky {
+        failed_attempts: usize,
+        message: Option<String>,
+    },
+    Failed {
+        message: String,
+    },
+    NotRun {
+        reason: String,
+    },
+}
+
+/// One scenario's result: `name` is `<scenario file>::<test>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioResult {
+    pub name: String,
+    pub status: ScenarioStatus,
+    pub duration: Duration,
+}
+
+/// Something the run did not do, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotRun {
+    pub what: String,
+    pub why: String,
+}
+
+/// Everything reported for one Istio version.
+#[derive(Debug, Clone)]
+pub struct VersionReport {
+    pub istio: IstioVersion,
+    pub installer: Installer,
+    pub topology: Topology,
+    /// `EXTERNAL_ISTIOD_ADDR` as observed, once known.
+    pub external_addr: Option<IpAddr>,
+    pub steps: Vec<StepRecord>,
+    /// Why the run stopped before the scenarios (preflight, cluster start, install).
+    pub setup_error: Option<String>,
+    pub scenarios: Vec<ScenarioResult>,
+    pub not_run: Vec<NotRun>,
+    /// The diagnostics bundle, relative to the report directory, if one was written.
+    pub diagnostics: Option<PathBuf>,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("reading nextest's JUnit report {}: {reason}", path.display())]
+    ReadJunit { path: PathBuf, reason: String },
+    #[error("writing the report file {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("serializing the JUnit report: {0}")]
+    Serialize(String),
+}
+
+/// The files written for one version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub junit: PathBuf,
+    pub markdown: PathBuf,
+}
+
+/// Reads nextest's JUnit output into scenario results. nextest names a suite after
+/// the test binary (`ecp-scenarios::<file>`) and a case after the test function;
+/// flaky tests are successes with `flakyFailure` reruns.
+pub fn scenarios_from_junit(xml: &str) -> Result<Vec<ScenarioResult>, String> {
+    let report = Report::deserialize_from_str(xml).map_err(|e| e.to_string())?;
+    let mut results = Vec::new();
+    for suite in &report.test_suites {
+        let scenario = suite.name.as_str().rsplit("::").next().unwrap_or(suite.name.as_str());
+        for case in &suite.test_cases {
+            let name = format!("{scenario}::{}", case.name.as_str());
+            let message = |m: &Option<quick_junit::XmlString>,
+                           d: &Option<quick_junit::XmlString>| {
+                m.as_ref().or(d.as_ref()).map(|s| first_lines(s.as_str(), 20)).unwrap_or_default()
+            };
+            let status = match &case.status {
+                TestCaseStatus::Success { flaky_runs } if flaky_runs.is_empty() => {
+                    ScenarioStatus::Passed
+                }
+                TestCaseStatus::Success { flaky_runs } => ScenarioStatus::Flaky {
+                    failed_attempts: flaky_runs.len(),
+                    message: flaky_runs
+                        .last()
+                        .map(|r| message(&r.message, &r.description))
+                        .filter(|m| !m.is_empty()),
+                },
+                TestCaseStatus::NonSuccess { message: m, description, .. } => {
+                    ScenarioStatus::Failed { message: message(m, description) }
+                }
+                TestCaseStatus::Skipped { message: m, .. } => ScenarioStatus::NotRun {
+                    reason: m.as_ref().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                },
+            };
+            results.push(ScenarioResult { name, status, duration: case.time.unwrap_or_default() });
+        }
+    }
+    Ok(results)
+}
+
+/// Reads nextest's JUnit file.
+pub fn read_junit(path: &Path) -> Result<Vec<ScenarioResult>, ReportError> {
+    let xml = std::fs::read_to_string(path)
+        .map_err(|e| ReportError::ReadJunit { path: path.to_path_buf(), reason: e.to_string() })?;
+    scenarios_from_junit(&xml)
+        .map_err(|reason| ReportError::ReadJunit { path: path.to_path_buf(), reason })
+}
+
+fn first_lines(text: &str, n: usize) -> String {
+    text.lines().take(n).collect::<Vec<_>>().join("\n")
+}
+
+impl VersionReport {
+    /// Every step succeeded, at least one scenario ran, and none failed.
+    pub fn passed(&self) -> bool {
+        self.setup_error.is_none()
+            && self.steps.iter().all(|s| s.error.is_none())
+            && self.scenarios.iter().any(|s| !matches!(s.status, ScenarioStatus::NotRun { .. }))
+            && !self.scenarios.iter().any(|s| matches!(s.status, ScenarioStatus::Failed { .. }))
+    }
+
+    /// `istio-1.30.3-istioctl`: this version's directory in the report directory.
+    pub fn dir_name(&self) -> String {
+        format!("istio-{}-{}", self.istio, installer_name(self.installer))
+    }
+
+    /// The JUnit report: suite `install` (one case per step), suite `scenarios`.
+    pub fn junit(&self) -> Report {
+        let mut report = Report::new(format!("ecp conformance {}", self.dir_name()));
+        report.set_time(self.elapsed);
+
+        let mut install = TestSuite::new(format!("{}::install", self.dir_name()));
+        for step in &self.steps {
+            let status = match &step.error {
+                None => TestCaseStatus::success(),
+                Some(e) => {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    s.set_message(first_lines(e, 1)).set_description(e.as_str());
+                    s
+                }
+            };
+            let mut case = TestCase::new(
+                format!("step {} {} on {}", step.number, step.id, step.cluster),
+                status,
+            );
+            case.set_classname(format!("{}::install", self.dir_name())).set_time(step.elapsed);
+            install.add_test_case(case);
+        }
+        if let Some(error) = &self.setup_error {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+            s.set_message(first_lines(error, 1)).set_description(error.as_str());
+            install.add_test_case(TestCase::new("setup", s));
+        }
+        report.add_test_suite(install);
+
+        let mut scenarios = TestSuite::new(format!("{}::scenarios", self.dir_name()));
+        for scenario in &self.scenarios {
+            let status = match &scenario.status {
+                ScenarioStatus::Passed => TestCaseStatus::success(),
+                ScenarioStatus::Flaky { failed_attempts, message } => {
+                    let mut s = TestCaseStatus::success();
+                    for _ in 0..*failed_attempts {
+                        let mut rerun = TestRerun::new(NonSuccessKind::Failure);
+                        if let Some(m) = message {
+                            rerun.set_message(first_lines(m, 1));
+                        }
+                        s.add_rerun(rerun);
+                    }
+                    s
+                }
+                ScenarioStatus::Failed { message } => {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    s.set_message(first_lines(message, 1)).set_description(message.as_str());
+                    s
+                }
+                ScenarioStatus::NotRun { reason } => {
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_message(reason.as_str());
+                    s
+                }
+            };
+            let mut case = TestCase::new(scenario.name.as_str(), status);
+            case.set_classname(format!("{}::scenarios", self.dir_name()))
+                .set_time(scenario.duration);
+            scenarios.add_test_case(case);
+        }
+        for item in &self.not_run {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message(format!("not run: {}", item.why));
+            scenarios.add_test_case(TestCase::new(item.what.as_str(), s));
+        }
+        report.add_test_suite(scenarios);
+        report
+    }
+
+    /// The Markdown summary.
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let verdict = if self.passed() { "PASSED" } else { "FAILED" };
+        let _ = writeln!(
+            md,
+            "# Istio {} with {}: {verdict}\n",
+            self.istio,
+            installer_name(self.installer)
+        );
+        let _ = writeln!(md, "- Istio version: {}", self.istio);
+        let _ = writeln!(md, "- Installer: {}", installer_name(self.installer));
+        let _ = writeln!(
+            md,
+            "- External control plane address: {}",
+            self.external_addr.map(|a| a.to_string()).unwrap_or_else(|| "not known".into())
+        );
+        let _ = writeln!(md, "- Total time: {}", seconds(self.elapsed));
+        if let Some(error) = &self.setup_error {
+            let _ = writeln!(md, "- Stopped before the scenarios: {}", one_line(error));
+        }
+
+        let _ = writeln!(md, "\n## Topology\n");
+        let _ = writeln!(md, "| cluster | istiod's name | role | network | pods | services |");
+        let _ = writeln!(md, "|---|---|---|---|---|---|");
+        for c in &self.topology.clusters {
+            let role = serde_json::to_value(c.role)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {role} | {} | {} | {} |",
+                c.name,
+                c.cluster_id,
+                c.network.as_deref().unwrap_or("-"),
+                c.pod_subnet,
+                c.service_subnet
+            );
+        }
+
+        let _ = writeln!(md, "\n## Scenarios\n");
+        if self.scenarios.is_empty() {
+            let _ = writeln!(md, "No scenario ran.");
+        } else {
+            let _ = writeln!(md, "| scenario | result | time |");
+            let _ = writeln!(md, "|---|---|---|");
+            for s in &self.scenarios {
+                let result = match &s.status {
+                    ScenarioStatus::Passed => "passed".to_string(),
+                    ScenarioStatus::Flaky { failed_attempts, .. } => {
+                        format!("FLAKY (passed after {failed_attempts} failed attempt(s))")
+                    }
+                    ScenarioStatus::Failed { message } => format!("FAILED: {}", one_line(message)),
+                    ScenarioStatus::NotRun { reason } => format!("not run: {}", one_line(reason)),
+                };
+                let _ =
+                    writeln!(md, "| {} | {} | {} |", s.name, cell(&result), seconds(s.duration));
+            }
+        }
+
+        let _ = writeln!(md, "\n## Install steps\n");
+        if self.steps.is_empty() {
+            let _ = writeln!(md, "No step ran.");
+        } else {
+            let _ = writeln!(md, "| step | cluster | what | result | time |");
+            let _ = writeln!(md, "|---|---|---|---|---|");
+            for s in &self.steps {
+                let result = match &s.error {
+                    None => "ok".to_string(),
+                    Some(e) => format!("FAILED: {}", one_line(e)),
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} |",
+                    s.number,
+                    s.cluster,
+                    cell(&s.title),
+                    cell(&result),
+                    seconds(s.elapsed)
+                );
+            }
+        }
+
+        let _ = writeln!(md, "\n## Not run\n");
+        if self.not_run.is_empty() {
+            let _ = writeln!(md, "Everything planned ran.");
+        } else {
+            for item in &self.not_run {
+                let _ = writeln!(md, "- {}: {}", item.what, one_line(&item.why));
+            }
+        }
+        if let Some(dir) = &self.diagnostics {
+            let _ = writeln!(
+                md,
+                "\n## Diagnostics\n\nCollected from every cluster in `{}`.",
+                dir.display()
+            );
+        }
+        md
+    }
+
+    /// Writes `<dir>/<dir_name>/junit.xml` and `summary.md`.
+    pub fn write(&self, dir: &Path) -> Result<Written, ReportError> {
+        let out = dir.join(self.dir_name());
+        std::fs::create_dir_all(&out)
+            .map_err(|source| ReportError::Write { path: out.clone(), source })?;
+        let junit = out.join("junit.xml");
+        let xml = self.junit().to_string().map_err(|e| ReportError::Serialize(e.to_string()))?;
+        std::fs::write(&junit, xml)
+            .map_err(|source| ReportError::Write { path: junit.clone(), source })?;
+        let markdown = out.join("summary.md");
+        std::fs::write(&markdown, self.markdown())
+            .map_err(|source| ReportError::Write { path: markdown.clone(), source })?;
+        Ok(Written { junit, markdown })
+    }
+}
+
+/// `<dir>/summary.md`: one line per version, linking each version's summary.
+pub fn write_index(reports: &[VersionReport], dir: &Path) -> Result<PathBuf, ReportError> {
+    let mut md = String::from("# External control plane conformance\n\n");
+    md.push_str(
+        "| Istio | installer | result | scenarios passed | time |\n|---|---|---|---|---|\n",
+    );
+    for r in reports {
+        let ran = r.scenarios.iter().filter(|s| !matches!(s.status, ScenarioStatus::NotRun { .. }));
+        let passed = ran.clone().filter(|s| !matches!(s.status, ScenarioStatus::Failed { .. }));
+        let _ = writeln!(
+            md,
+            "| [{}]({}/summary.md) | {} | {} | {}/{} | {} |",
+            r.istio,
+            r.dir_name(),
+            installer_name(r.installer),
+            if r.passed() { "passed" } else { "FAILED" },
+            passed.count(),
+            ran.count(),
+            seconds(r.elapsed)
+        );
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|source| ReportError::Write { path: dir.into(), source })?;
+    let path = dir.join("summary.md");
+    std::fs::write(&path, md)
+        .map_err(|source| ReportError::Write { path: path.clone(), source })?;
+    Ok(path)
+}
+
+fn installer_name(installer: Installer) -> &'static str {
+    match installer {
+        Installer::Istioctl => "istioctl",
+        Installer::Helm => "helm",
+    }
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+fn one_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or("");
+    if text.lines().nth(1).is_some() { format!("{line} ...") } else { line.to_string() }
+}
+
+/// A Markdown table cell: no pipes, no newlines.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::NetworkMode;
+
+    fn step(number: u8, id: &str, cluster: &str, secs: u64, error: Option<&str>) -> StepRecord {
+        StepRecord {
+            number,
+            id: id.into(),
+            title: format!("the {id} step"),
+            cluster: cluster.into(),
+            elapsed: Duration::from_secs(secs),
+            error: error.map(String::from),
+        }
+    }
+
+    fn report() -> VersionReport {
+        VersionReport {
+            istio: IstioVersion::new(1, 30, 3),
+            installer: Installer::Helm,
+            topology: Topology::new(2, NetworkMode::MultiNetwork).unwrap(),
+            external_addr: Some("172.18.6.66".parse().unwrap()),
+            steps: vec![
+                step(1, "install-external-gateway", "external", 42, None),
+                step(2, "install-remote-profile", "config", 17, None),
+            ],
+            setup_error: None,
+            scenarios: vec![
+                ScenarioResult {
+                    name: "control_plane_install::webhooks_point_at_the_external_istiod".into(),
+                    status: ScenarioStatus::Passed,
+                    duration: Duration::from_millis(850),
+                },
+                ScenarioResult {
+                    name: "in_mesh_traffic::sleep_reaches_helloworld_v1".into(),
+                    status: ScenarioStatus::Flaky {
+                        failed_attempts: 1,
+                        message: Some("upstream connect error".into()),
+                    },
+                    duration: Duration::from_millis(3200),
+                },
+                ScenarioResult {
+                    name: "multi_remote::both_versions_answer".into(),
+                    status: ScenarioStatus::Failed {
+                        message: "cluster config: ingress answers v1 and v2: only v1 | seen\nmore"
+                            .into(),
+                    },
+                    duration: Duration::from_secs(120),
+                },
+            ],
+            not_run: vec![NotRun {
+                what: "outage scenarios".into(),
+                why: "not selected with --scenario".into(),
+            }],
+            diagnostics: Some("istio-1.30.3-helm/diagnostics".into()),
+            elapsed: Duration::from_secs(600),
+        }
+    }
+
+    #[test]
+    fn markdown_summary() {
+        insta::assert_snapshot!(report().markdown());
+    }
+
+    #[test]
+    fn a_failed_scenario_fails_the_version_and_a_flaky_one_does_not() {
+        let mut r = report();
+        assert!(!r.passed());
+        r.scenarios.pop();
+        assert!(r.passed(), "flaky counts as passed, reported as flaky");
+        r.steps[1].error = Some("boom".into());
+        assert!(!r.passed());
+        let mut nothing_ran = report();
+        nothing_ran.scenarios.clear();
+        assert!(!nothing_ran.passed(), "a run with no scenario does not pass");
+    }
+
+    #[test]
+    fn junit_round_trips_with_steps_scenarios_and_not_run() {
+        let r = report();
+        let xml = r.junit().to_string().unwrap();
+        let back = Report::deserialize_from_str(&xml).unwrap();
+        assert_eq!(back.test_suites.len(), 2);
+        let install = &back.test_suites[0];
+        assert_eq!(install.name.as_str(), "istio-1.30.3-helm::install");
+        assert_eq!(install.test_cases.len(), 2);
+        assert_eq!(
+            install.test_cases[0].name.as_str(),
+            "step 1 install-external-gateway on external"
+        );
+        assert_eq!(install.test_cases[0].time, Some(Duration::from_secs(42)));
+        let scenarios = &back.test_suites[1];
+        assert_eq!(scenarios.tests, 4);
+        assert_eq!(scenarios.failures, 1);
+        assert_eq!(scenarios.skipped, 1);
+        let results = scenarios_from_junit(&xml).unwrap();
+        let flaky =
+            results.iter().find(|s| s.name.ends_with("sleep_reaches_helloworld_v1")).unwrap();
+        assert!(
+            matches!(flaky.status, ScenarioStatus::Flaky { failed_attempts: 1, .. }),
+            "{flaky:?}"
+        );
+    }
+
+    #[test]
+    fn setup_errors_are_junit_errors() {
+        let mut r = report();
+        r.steps.clear();
+        r.scenarios.clear();
+        r.setup_error = Some("preflight: Docker is not reachable".into());
+        let xml = r.junit().to_string().unwrap();
+        let back = Report::deserialize_from_str(&xml).unwrap();
+        assert_eq!(back.test_suites[0].errors, 1);
+        assert!(
+            r.markdown()
+                .contains("Stopped before the scenarios: preflight: Docker is not reachable")
+        );
+    }
+
+    /// The shape nextest writes: a suite per test binary, flaky tests as successes
+    /// with flakyFailure children.
+    const NEXTEST_JUNIT: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<testsuites name="nextest-run" tests="3" failures="1" errors="0" uuid="45c50a5b-e8b4-4bd8-8a49-0c2e7f2c5a65" timestamp="2026-11-22T01:00:00.000+00:00" time="12.5">
+    <testsuite name="ecp-scenarios::sidecar_injection" tests="2" disabled="0" errors="0" failures="1">
+        <testcase name="helloworld_is_2_of_2_with_istio_proxy" classname="ecp-scenarios::sidecar_injection" timestamp="2026-11-22T01:00:00.000+00:00" time="1.25">
+            <flakyFailure type="test failure" message="code=101">
+                <system-out>first try</system-out>
+            </flakyFailure>
+        </testcase>
+        <testcase name="sleep_is_2_of_2" classname="ecp-scenarios::sidecar_injection" timestamp="2026-11-22T01:00:00.000+00:00" time="2.5">
+            <failure type="test failure" message="code=101">thread panicked: pod sleep is 1/2</failure>
+        </testcase>
+    </testsuite>
+    <testsuite name="ecp-scenarios::in_mesh_traffic" tests="1" disabled="0" errors="0" failures="0">
+        <testcase name="sleep_reaches_helloworld_v1" classname="ecp-scenarios::in_mesh_traffic" timestamp="2026-11-22T01:00:00.000+00:00" time="8.75">
+        </testcase>
+    </testsuite>
+</testsuites>
+"#;
+
+    #[test]
+    fn nextest_junit_is_read_into_scenarios() {
+        let results = scenarios_from_junit(NEXTEST_JUNIT).unwrap();
+        let got: Vec<_> = results.iter().map(|r| (r.name.as_str(), r.duration)).collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "sidecar_injection::helloworld_is_2_of_2_with_istio_proxy",
+                    Duration::from_millis(1250)
+                ),
+                ("sidecar_injection::sleep_is_2_of_2", Duration::from_millis(2500)),
+                ("in_mesh_traffic::sleep_reaches_helloworld_v1", Duration::from_millis(8750)),
+            ]
+        );
+        assert!(matches!(results[0].status, ScenarioStatus::Flaky { failed_attempts: 1, .. }));
+        assert_eq!(results[1].status, ScenarioStatus::Failed { message: "code=101".into() });
+        assert_eq!(results[2].status, ScenarioStatus::Passed);
+        assert!(scenarios_from_junit("<not junit").is_err());
+    }
+
+    #[test]
+    fn files_are_written_per_version_with_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = report();
+        let written = r.write(dir.path()).unwrap();
+        assert_eq!(written.junit, dir.path().join("istio-1.30.3-helm/junit.xml"));
+        assert!(
+            std::fs::read_to_string(&written.markdown)
+                .unwrap()
+                .starts_with("# Istio 1.30.3 with helm: FAILED")
+        );
+        let index = write_index(&[r], dir.path()).unwrap();
+        let text = std::fs::read_to_string(index).unwrap();
+        assert!(
+            text.contains(
+                "| [1.30.3](istio-1.30.3-helm/summary.md) | helm | FAILED | 2/3 | 600.0 s |"
+            ),
+            "{text}"
+        );
+    }
+}
