@@ -9,19 +9,32 @@
 //!   and `istioctl` command lines; values files and `helm` command lines).
 //! - `render`: the plan as text, JSON and files on disk.
 
+mod helm;
+mod istioctl;
 pub mod plan;
 mod render;
+mod steps;
+#[cfg(test)]
+mod tests;
+pub mod values;
 
 pub use plan::{
-    Action, Check, GatewayTls, Installer, Plan, PlanError, PlanFile, PlanOptions, Program,
-    RemoteSecretKind, Step, WaitCondition, WebhookKind,
+    Action, Check, GatewayTls, Installer, Plan, PlanError, PlanFile, PlanOptions, Program, Step,
+    WaitCondition, WebhookKind,
+};
+pub use steps::{
+    CONTROL_PLANE_CLUSTERS_ANNOTATION, EASTWEST_GATEWAY, INGRESS_GATEWAY, ISTIO_SYSTEM,
+    NETWORK_LABEL, SAMPLE_NAMESPACE,
 };
 
 use crate::topology::Topology;
 
-/// Plans the whole procedure for `opts`, without touching any cluster.
+/// Plans the whole procedure for `opts`, without touching any cluster: steps 1 to 9
+/// of procedure.md with every file they apply or pass to the installer.
 pub fn plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
     opts.istio.check_supported()?;
     let topology = Topology::new(opts.remotes, opts.network_mode)?;
-    Ok(Plan { options: opts.clone(), topology, steps: Vec::new(), files: Vec::new() })
+    let mut planner = steps::Planner::new(opts, topology);
+    steps::all_steps(&mut planner)?;
+    Ok(planner.finish())
 }

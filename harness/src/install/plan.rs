@@ -28,12 +28,17 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::remote_secret::{RemoteSecretError, SecretType};
+use crate::tls::TlsError;
 use crate::topology::{NetworkMode, Topology, TopologyError};
 use crate::version::{IstioVersion, IstiodAddressObject, VersionError};
 
 /// Replaced by the kubeconfig path of the cluster named after the colon:
 /// `{kubeconfig:external}`.
 pub const KUBECONFIG_PLACEHOLDER: &str = "{kubeconfig:";
+/// Stands for a cluster's API server as the external cluster reaches it, in remote
+/// secret templates: `https://{api-server:<cluster>}`.
+pub const API_SERVER_PLACEHOLDER: &str = "{api-server:";
 /// Replaced by the directory of the unpacked Istio release (`istio-<v>/`).
 pub const RELEASE_DIR_PLACEHOLDER: &str = "{istio-release}";
 /// The name of the plan file [`Plan::write`] writes beside the manifests.
@@ -135,8 +140,13 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         annotations: BTreeMap<String, String>,
     },
-    /// Server-side apply every document of a plan file, in order.
-    Apply { file: String },
+    /// Server-side apply every document of a plan file, in order; documents without
+    /// a namespace go to `namespace` (like `kubectl apply -n`).
+    Apply {
+        file: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+    },
     /// Run an installer. `args` may hold placeholders (see the module docs).
     /// With `stdout_file`, standard output is written to that plan-relative file
     /// (a manifest generated at run time, applied by a later action).
@@ -156,7 +166,7 @@ pub enum Action {
         target_cluster: String,
         /// The cluster ID istiod knows the source cluster by.
         cluster_id: String,
-        secret_type: RemoteSecretKind,
+        secret_type: SecretType,
         service_account: String,
         namespace: String,
         token_file: String,
@@ -167,20 +177,15 @@ pub enum Action {
     /// Check a fact the guide checks; failing it fails the step.
     Verify { check: Check },
     /// Delete every object of a plan file (or of a generated manifest), last first,
-    /// and wait until they are gone.
-    Delete { file: String },
+    /// and wait until they are gone; `namespace` as for [`Action::Apply`]. Objects
+    /// already gone are fine.
+    Delete {
+        file: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+    },
     /// Delete a namespace and wait until it is gone.
     DeleteNamespace { name: String },
-}
-
-/// The two remote secret types of `istioctl create-remote-secret --type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RemoteSecretKind {
-    /// For the config cluster: `istio-kubeconfig`, data key `config`.
-    Config,
-    /// For further remotes: `istio-remote-secret-<cluster>`, data key `<cluster>`.
-    Remote,
 }
 
 /// What a [`Action::WaitFor`] waits for.
@@ -251,14 +256,16 @@ pub enum PlanError {
     Version(#[from] VersionError),
     #[error(transparent)]
     Topology(#[from] TopologyError),
+    /// The error is part of the message (not a `source`), so that a report of the
+    /// cause chain stays one line without repeating it.
+    #[error("step {step}: {error}")]
+    Tls { step: &'static str, error: TlsError },
+    #[error(transparent)]
+    RemoteSecret(#[from] RemoteSecretError),
     #[error("step {step}: rendering {file}: {message}")]
     Render { step: String, file: String, message: String },
-    #[error("cannot write the plan to {}: {source}", dir.display())]
-    Write {
-        dir: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot write the plan to {}: {error}", dir.display())]
+    Write { dir: PathBuf, error: std::io::Error },
 }
 
 impl FromStr for Installer {
@@ -295,6 +302,12 @@ impl Program {
 /// The `--kubeconfig` argument value for `cluster`, substituted by the executor.
 pub fn kubeconfig_placeholder(cluster: &str) -> String {
     format!("{KUBECONFIG_PLACEHOLDER}{cluster}}}")
+}
+
+/// The API server of `cluster` in a planned remote secret; the executor builds the
+/// real secret with the address it knows.
+pub fn api_server_placeholder(cluster: &str) -> String {
+    format!("https://{API_SERVER_PLACEHOLDER}{cluster}}}")
 }
 
 /// Substitutes the placeholders of a [`Action::Run`] argument: `{kubeconfig:<c>}`

@@ -81,7 +81,7 @@ impl Plan {
     /// Writes every plan file under `dir` (private ones with mode 0600, replacing
     /// what was there) and `plan.json`. Returns the paths written, `plan.json` last.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>, PlanError> {
-        let fail = |source| PlanError::Write { dir: dir.to_path_buf(), source };
+        let fail = |error| PlanError::Write { dir: dir.to_path_buf(), error };
         fs::create_dir_all(dir).map_err(fail)?;
         let mut written = Vec::with_capacity(self.files.len() + 1);
         for file in &self.files {
@@ -132,7 +132,7 @@ fn describe(action: &Action) -> String {
             }
             s
         }
-        Action::Apply { file } => format!("apply {file}"),
+        Action::Apply { file, namespace } => format!("apply {file}{}", in_namespace(namespace)),
         Action::Run { program, args, stdout_file } => {
             let mut s = format!("run {}", program.as_str());
             for a in args {
@@ -163,9 +163,15 @@ fn describe(action: &Action) -> String {
             format!("wait up to {timeout_secs}s for {}", describe_wait(condition))
         }
         Action::Verify { check } => format!("verify {}", describe_check(check)),
-        Action::Delete { file } => format!("delete the objects of {file}"),
+        Action::Delete { file, namespace } => {
+            format!("delete the objects of {file}{}", in_namespace(namespace))
+        }
         Action::DeleteNamespace { name } => format!("delete namespace {name}"),
     }
+}
+
+fn in_namespace(namespace: &Option<String>) -> String {
+    namespace.as_ref().map(|n| format!(" (namespace {n})")).unwrap_or_default()
 }
 
 fn describe_wait(c: &WaitCondition) -> String {
@@ -200,7 +206,7 @@ fn describe_check(c: &Check) -> String {
             )
         }
         Check::WebhooksDoNotMention { text } => {
-            format!("no webhook configuration mentions {text} (istio/istio#37674)")
+            format!("no webhook configuration mentions {text}")
         }
         Check::ExecGreeting { namespace, selector, container, url, versions, requests } => {
             format!(

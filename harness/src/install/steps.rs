@@ -1,0 +1,919 @@
+//! The procedure, one function per step of procedure.md, in the guide's words.
+//! Each function adds its [`Step`]s and files to the [`Planner`], and records how to
+//! undo what it created; step 9 undoes everything in reverse.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde_json::{Value, json};
+
+use super::plan::{
+    Action, Check, GatewayTls, Installer, Plan, PlanError, PlanFile, PlanOptions, Step,
+    WaitCondition, WebhookKind,
+};
+use super::values::{self, InstallValues, VALIDATION_WEBHOOK_CONFIG_NAME, WEBHOOK_PORT, XDS_PORT};
+use super::{helm, istioctl};
+use crate::remote_secret::{RemoteSecret, SecretType};
+use crate::samples::{self, SampleImages};
+use crate::tls::{GATEWAY_TLS_SECRET, GatewayCerts};
+use crate::topology::{ClusterSpec, EXTERNAL_ISTIOD_NAMESPACE, Topology};
+
+/// The namespace of the external cluster's gateway and its small local istiod.
+pub const ISTIO_SYSTEM: &str = "istio-system";
+/// The namespace of the samples.
+pub const SAMPLE_NAMESPACE: &str = "sample";
+/// The control-plane gateway's Service (and the config cluster's ingress gateway's).
+pub const INGRESS_GATEWAY: &str = "istio-ingressgateway";
+/// The east-west gateway's Service on multi-network remotes.
+pub const EASTWEST_GATEWAY: &str = "istio-eastwestgateway";
+/// The label carrying a namespace's or pod's Istio network.
+pub const NETWORK_LABEL: &str = "topology.istio.io/network";
+/// The annotation naming the clusters whose control plane manages a remote
+/// (without it, `istio-ca-root-cert` is never written there: istio/istio#41389).
+pub const CONTROL_PLANE_CLUSTERS_ANNOTATION: &str = "topology.istio.io/controlPlaneClusters";
+/// The service account the guide creates beside the external istiod.
+pub const ISTIOD_SERVICE_ACCOUNT: &str = "istiod-service-account";
+/// istiod's fully qualified Service name as the gateway routes to it.
+pub const ISTIOD_HOST: &str = "istiod.external-istiod.svc.cluster.local";
+/// The root certificate config map istiod writes into every mesh namespace.
+pub const ROOT_CERT_CONFIG_MAP: &str = "istio-ca-root-cert";
+
+/// Upstream waits up to 3 minutes for the gateway's LoadBalancer IP.
+const LOAD_BALANCER_TIMEOUT: u64 = 180;
+/// Deployments (istiod, gateways) get 5 minutes to become Available.
+const DEPLOYMENT_TIMEOUT: u64 = 300;
+/// Sample pods get 5 minutes to be Running with their sidecars.
+const PODS_TIMEOUT: u64 = 300;
+/// istiod writes the root certificate config map within 2 minutes.
+const CONFIG_MAP_TIMEOUT: u64 = 120;
+/// The doc test sends ten requests to see both helloworld versions.
+const REQUESTS_FOR_BOTH_VERSIONS: u32 = 10;
+
+/// Builds a plan: the state every step function reads and adds to.
+pub(super) struct Planner<'a> {
+    opts: &'a PlanOptions,
+    topology: Topology,
+    images: SampleImages,
+    steps: Vec<Step>,
+    files: Vec<PlanFile>,
+    /// What undoes what was created, in creation order: (step, cluster, action).
+    undo: Vec<(u8, String, Action)>,
+}
+
+impl<'a> Planner<'a> {
+    pub(super) fn new(opts: &'a PlanOptions, topology: Topology) -> Self {
+        let mut images = SampleImages::for_version(opts.istio);
+        if let Some(hub) = &opts.hub {
+            images = images.with_hub(hub);
+        }
+        Self { opts, topology, images, steps: Vec::new(), files: Vec::new(), undo: Vec::new() }
+    }
+
+    pub(super) fn finish(self) -> Plan {
+        Plan {
+            options: self.opts.clone(),
+            topology: self.topology,
+            steps: self.steps,
+            files: self.files,
+        }
+    }
+
+    fn step(&mut self, number: u8, id: &str, title: &str, cluster: &str, actions: Vec<Action>) {
+        self.steps.push(Step {
+            number,
+            id: id.to_string(),
+            title: title.to_string(),
+            cluster: cluster.to_string(),
+            actions,
+        });
+    }
+
+    /// Adds a file and returns its path for actions.
+    fn file(&mut self, path: &str, contents: String, private: bool) -> String {
+        self.files.push(PlanFile { path: path.to_string(), contents, private });
+        path.to_string()
+    }
+
+    /// Adds a YAML file of `docs` (one document each).
+    fn yaml(&mut self, step: &str, path: &str, docs: &[Value]) -> Result<String, PlanError> {
+        let contents = serde_saphyr::to_string_multiple(docs).map_err(|e| PlanError::Render {
+            step: step.to_string(),
+            file: path.to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(self.file(path, contents, false))
+    }
+
+    fn undo(&mut self, step: u8, cluster: &str, action: Action) {
+        self.undo.push((step, cluster.to_string(), action));
+    }
+
+    /// Creates `name` on `cluster` (undone by deleting it).
+    fn create_namespace(
+        &mut self,
+        step: u8,
+        cluster: &str,
+        name: &str,
+        labels: BTreeMap<String, String>,
+        annotations: BTreeMap<String, String>,
+    ) -> Action {
+        self.undo(step, cluster, Action::DeleteNamespace { name: name.to_string() });
+        Action::CreateNamespace { name: name.to_string(), labels, annotations }
+    }
+
+    /// Applies `file` (undone by deleting its objects).
+    fn apply(&mut self, step: u8, cluster: &str, file: &str, namespace: Option<&str>) -> Action {
+        let namespace = namespace.map(String::from);
+        self.undo(
+            step,
+            cluster,
+            Action::Delete { file: file.to_string(), namespace: namespace.clone() },
+        );
+        Action::Apply { file: file.to_string(), namespace }
+    }
+
+    /// Installs `v` on `cluster` with the chosen backend. istioctl: an IstioOperator
+    /// `<dir>/<name>.yaml` and `istioctl install`; Helm: `<dir>/<name>-values.yaml`
+    /// and `helm upgrade --install` of each chart (release, chart), in order.
+    fn install(
+        &mut self,
+        step: (u8, &str),
+        cluster: &ClusterSpec,
+        name: &str,
+        namespace: &str,
+        v: &InstallValues,
+        charts: &[(&str, helm::Chart)],
+    ) -> Result<Vec<Action>, PlanError> {
+        let c = &cluster.name;
+        match self.opts.installer {
+            Installer::Istioctl => {
+                let iop = istioctl::istio_operator(name, namespace, v);
+                let file = self.yaml(step.1, &format!("{c}/{name}.yaml"), &[iop])?;
+                self.undo(step.0, c, istioctl::uninstall(c, &file));
+                Ok(vec![istioctl::install(c, &file)])
+            }
+            Installer::Helm => {
+                let path = format!("{c}/{name}-values.yaml");
+                let file = self.yaml(step.1, &path, &[helm::values_file(v)])?;
+                Ok(self.helm_charts(step.0, c, namespace, Some(&file), charts))
+            }
+        }
+    }
+
+    /// `helm upgrade --install` of each (release, chart) in order, undone by
+    /// `helm uninstall` in reverse.
+    fn helm_charts(
+        &mut self,
+        step: u8,
+        cluster: &str,
+        namespace: &str,
+        values: Option<&str>,
+        charts: &[(&str, helm::Chart)],
+    ) -> Vec<Action> {
+        let istio = self.opts.istio;
+        charts
+            .iter()
+            .map(|(release, chart)| {
+                self.undo(step, cluster, helm::uninstall(cluster, release, namespace));
+                helm::upgrade_install(cluster, istio, release, *chart, namespace, values)
+            })
+            .collect()
+    }
+
+    /// The remote profile on a remote cluster (steps 2 and 8). istioctl: the guide
+    /// generates the manifest and applies it; Helm: the version's remote charts.
+    fn install_remote_profile(
+        &mut self,
+        step: (u8, &str),
+        cluster: &ClusterSpec,
+        config: bool,
+    ) -> Result<Vec<Action>, PlanError> {
+        let o = self.opts;
+        let v = values::remote_profile(o.istio, cluster, config, o.external_addr, o.gateway_tls);
+        let c = cluster.name.clone();
+        match o.installer {
+            Installer::Istioctl => {
+                let iop = istioctl::istio_operator("remote", EXTERNAL_ISTIOD_NAMESPACE, &v);
+                let file = self.yaml(step.1, &format!("{c}/remote-config-cluster.yaml"), &[iop])?;
+                let generated = format!("{c}/remote-config-cluster.generated.yaml");
+                let apply = self.apply(step.0, &c, &generated, None);
+                Ok(vec![istioctl::manifest_generate(&c, &file, &generated), apply])
+            }
+            Installer::Helm => {
+                let path = format!("{c}/remote-config-cluster-values.yaml");
+                let file = self.yaml(step.1, &path, &[helm::values_file(&v)])?;
+                let charts: Vec<(&str, helm::Chart)> = o
+                    .istio
+                    .remote_charts()
+                    .iter()
+                    .map(|chart| (release_name(chart), helm::remote_chart(o.istio, chart)))
+                    .collect();
+                Ok(self.helm_charts(step.0, &c, EXTERNAL_ISTIOD_NAMESPACE, Some(&file), &charts))
+            }
+        }
+    }
+
+    /// A remote secret for `source` in the external cluster (steps 3 and 8): the
+    /// token Secret in the source cluster, the Secret template for the external one.
+    fn create_remote_secret(
+        &mut self,
+        step: u8,
+        source: &ClusterSpec,
+        secret_type: SecretType,
+    ) -> Result<Action, PlanError> {
+        let external = self.topology.external().name.clone();
+        let service_account = secret_type.default_service_account();
+        let server = super::plan::api_server_placeholder(&source.name);
+        let secret =
+            RemoteSecret::new(&source.cluster_id, secret_type, &server, EXTERNAL_ISTIOD_NAMESPACE)?;
+        let token = RemoteSecret::token_secret_manifest(service_account, EXTERNAL_ISTIOD_NAMESPACE);
+        let token_file =
+            self.file(&format!("{}/{service_account}-token.yaml", source.name), token, false);
+        let file = self.file(
+            &format!("{external}/remote-secret-{}.yaml", source.cluster_id),
+            secret.secret_manifest_template(),
+            true,
+        );
+        let ns = Some(EXTERNAL_ISTIOD_NAMESPACE.to_string());
+        self.undo(
+            step,
+            &source.name,
+            Action::Delete { file: token_file.clone(), namespace: ns.clone() },
+        );
+        self.undo(step, &external, Action::Delete { file: file.clone(), namespace: ns });
+        Ok(Action::CreateRemoteSecret {
+            source_cluster: source.name.clone(),
+            target_cluster: external,
+            cluster_id: source.cluster_id.clone(),
+            secret_type,
+            service_account: service_account.to_string(),
+            namespace: EXTERNAL_ISTIOD_NAMESPACE.to_string(),
+            token_file,
+            file,
+        })
+    }
+}
+
+/// The Helm release name of a chart.
+fn release_name(chart: &str) -> &str {
+    match chart {
+        "base" => "istio-base",
+        other => other,
+    }
+}
+
+/// Every step of procedure.md, in order.
+pub(super) fn all_steps(p: &mut Planner<'_>) -> Result<(), PlanError> {
+    set_up_gateway_in_external_cluster(p)?;
+    set_up_config_cluster(p)?;
+    create_config_cluster_remote_secret(p)?;
+    install_external_istiod(p)?;
+    route_gateway_to_istiod(p)?;
+    deploy_sample_application(p)?;
+    enable_ingress_gateway(p)?;
+    add_further_remotes(p)?;
+    clean_up_in_reverse(p);
+    Ok(())
+}
+
+/// 1. External cluster: install the control-plane ingress gateway in `istio-system`
+///    (15021 status, 15012 `tls-xds`, 15017 `tls-webhook`), with the small local
+///    istiod that configures only this gateway; wait for its LoadBalancer IP.
+fn set_up_gateway_in_external_cluster(p: &mut Planner<'_>) -> Result<(), PlanError> {
+    const ID: &str = "install-external-gateway";
+    let external = p.topology.external().clone();
+    let c = external.name.as_str();
+    let (hub, tag) = (p.opts.hub.clone(), p.opts.tag.clone());
+    let mut actions = vec![p.create_namespace(1, c, ISTIO_SYSTEM, labels(&[]), labels(&[]))];
+    match p.opts.installer {
+        Installer::Istioctl => {
+            let mut v = values::control_plane_gateway();
+            v.values = values::with_images(v.values, hub.as_deref(), tag.as_deref());
+            let iop = istioctl::istio_operator("controlplane-gateway", ISTIO_SYSTEM, &v);
+            let file = p.yaml(ID, &format!("{c}/controlplane-gateway.yaml"), &[iop])?;
+            // Last on this cluster, after the external istiod is gone: every Istio
+            // resource left here is ours.
+            p.undo(1, c, istioctl::uninstall_purge(c));
+            actions.push(istioctl::install(c, &file));
+        }
+        Installer::Helm => {
+            let local = values::with_images(
+                json!({ "global": { "istioNamespace": ISTIO_SYSTEM } }),
+                hub.as_deref(),
+                tag.as_deref(),
+            );
+            let local = p.yaml(ID, &format!("{c}/istiod-local-values.yaml"), &[local])?;
+            let base = [("istio-base", helm::Chart::Repo("base"))];
+            actions.extend(p.helm_charts(1, c, ISTIO_SYSTEM, None, &base));
+            let istiod = [("istiod", helm::Chart::Repo("istiod"))];
+            actions.extend(p.helm_charts(1, c, ISTIO_SYSTEM, Some(&local), &istiod));
+            let gw = values::control_plane_gateway_helm();
+            let gw = p.yaml(ID, &format!("{c}/controlplane-gateway-values.yaml"), &[gw])?;
+            let gateway = [(INGRESS_GATEWAY, helm::Chart::Repo("gateway"))];
+            actions.extend(p.helm_charts(1, c, ISTIO_SYSTEM, Some(&gw), &gateway));
+        }
+    }
+    actions.push(wait_deployment(ISTIO_SYSTEM, INGRESS_GATEWAY));
+    actions.push(Action::WaitFor {
+        condition: WaitCondition::LoadBalancerIp {
+            namespace: ISTIO_SYSTEM.into(),
+            service: INGRESS_GATEWAY.into(),
+        },
+        timeout_secs: LOAD_BALANCER_TIMEOUT,
+    });
+    p.step(
+        1,
+        ID,
+        "Set up a gateway in the external cluster: the control-plane ingress gateway in \
+         istio-system exposing 15021, 15012 (tls-xds) and 15017 (tls-webhook); its \
+         LoadBalancer IP is EXTERNAL_ISTIOD_ADDR",
+        c,
+        actions,
+    );
+    Ok(())
+}
+
+/// 2. Config cluster: namespace `external-istiod` and the remote profile (webhooks,
+///    config maps, the `istiod` Service pointing at `EXTERNAL_ISTIOD_ADDR`); verify
+///    the webhook configurations, the `istio` config map and the address object.
+fn set_up_config_cluster(p: &mut Planner<'_>) -> Result<(), PlanError> {
+    const ID: &str = "install-remote-profile-config";
+    let config = p.topology.config().clone();
+    let c = config.name.as_str();
+    let ns =
+        p.create_namespace(2, c, EXTERNAL_ISTIOD_NAMESPACE, network_labels(&config), labels(&[]));
+    let mut actions = vec![ns];
+    actions.extend(p.install_remote_profile((2, ID), &config, true)?);
+    actions.extend(remote_profile_checks(p, true));
+    p.step(
+        2,
+        ID,
+        "Set up the config cluster: install the remote profile so it gets webhooks, config \
+         maps and an istiod Service pointing at EXTERNAL_ISTIOD_ADDR",
+        c,
+        actions,
+    );
+    Ok(())
+}
+
+/// What the guide checks after installing the remote profile.
+fn remote_profile_checks(p: &Planner<'_>, config: bool) -> Vec<Action> {
+    let ns = EXTERNAL_ISTIOD_NAMESPACE;
+    let mut checks = vec![
+        Check::WebhookConfigurationExists {
+            kind: WebhookKind::Mutating,
+            name: values::INJECTION_WEBHOOK_CONFIG_NAME.into(),
+            min_webhooks: 4,
+        },
+        Check::IstiodAddress {
+            namespace: ns.into(),
+            objects: p.opts.istio.istiod_address_objects().to_vec(),
+            address: p.opts.external_addr,
+        },
+    ];
+    if config {
+        checks.insert(
+            1,
+            Check::WebhookConfigurationExists {
+                kind: WebhookKind::Validating,
+                name: VALIDATION_WEBHOOK_CONFIG_NAME.into(),
+                min_webhooks: 1,
+            },
+        );
+        checks.push(Check::ConfigMapExists {
+            namespace: ns.into(),
+            name: values::SHARED_MESH_CONFIG.into(),
+        });
+        if p.opts.istio.renders_values_configmap() {
+            checks.push(Check::ConfigMapExists { namespace: ns.into(), name: "values".into() });
+        }
+    }
+    checks.into_iter().map(|check| Action::Verify { check }).collect()
+}
+
+/// 3. External cluster: namespace `external-istiod`, service account
+///    `istiod-service-account`, and the config-type remote secret for the config
+///    cluster. In the SIMPLE variant also istiod's CA (`cacerts`), see
+///    [`values::SIMPLE_CA_BUNDLE`].
+fn create_config_cluster_remote_secret(p: &mut Planner<'_>) -> Result<(), PlanError> {
+    const ID: &str = "create-config-remote-secret";
+    let external = p.topology.external().name.clone();
+    let config = p.topology.config().clone();
+    let ns = EXTERNAL_ISTIOD_NAMESPACE;
+    let mut actions = vec![p.create_namespace(3, &external, ns, labels(&[]), labels(&[]))];
+    let sa = json!({
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": { "name": ISTIOD_SERVICE_ACCOUNT, "namespace": ns },
+    });
+    let sa = p.yaml(ID, &format!("{external}/istiod-service-account.yaml"), &[sa])?;
+    actions.push(p.apply(3, &external, &sa, None));
+    if p.opts.gateway_tls == GatewayTls::Simple {
+        let certs = GatewayCerts::generate(p.opts.external_addr)
+            .map_err(|error| PlanError::Tls { step: ID, error })?;
+        let cacerts = p.file(&format!("{external}/cacerts.yaml"), cacerts_manifest(&certs), true);
+        actions.push(p.apply(3, &external, &cacerts, None));
+        p.gateway_certs_files(&external, &certs);
+    }
+    actions.push(p.create_remote_secret(3, &config, SecretType::Config)?);
+    p.step(
+        3,
+        ID,
+        "Set up the control plane in the external cluster: namespace external-istiod, \
+         service account istiod-service-account, and the config-type remote secret for the \
+         config cluster",
+        &external,
+        actions,
+    );
+    Ok(())
+}
+
+impl Planner<'_> {
+    /// SIMPLE variant: the gateway's TLS secret manifest and the certificate files.
+    fn gateway_certs_files(&mut self, external: &str, certs: &GatewayCerts) {
+        let secret = certs.tls_secret_manifest(GATEWAY_TLS_SECRET, ISTIO_SYSTEM);
+        self.file(&format!("{external}/gateway-tls-secret.yaml"), secret, true);
+        self.file(&format!("{external}/tls/ca.crt"), certs.ca_cert_pem.clone(), false);
+        self.file(&format!("{external}/tls/ca.key"), certs.ca_key_pem().to_string(), true);
+        self.file(&format!("{external}/tls/server.crt"), certs.server_cert_pem.clone(), false);
+        self.file(&format!("{external}/tls/server.key"), certs.server_key_pem().to_string(), true);
+    }
+}
+
+/// istiod's plugged-in CA (Secret `cacerts`): the harness's gateway CA signs the
+/// workload certificates, so the mesh root every proxy mounts also trusts the
+/// gateway's certificate.
+fn cacerts_manifest(certs: &GatewayCerts) -> String {
+    let ca = BASE64.encode(&certs.ca_cert_pem);
+    format!(
+        "apiVersion: v1
+kind: Secret
+metadata:
+  name: cacerts
+  namespace: {EXTERNAL_ISTIOD_NAMESPACE}
+type: Opaque
+data:
+  ca-cert.pem: {ca}
+  ca-key.pem: {key}
+  cert-chain.pem: {ca}
+  root-cert.pem: {ca}
+",
+        key = BASE64.encode(certs.ca_key_pem()),
+    )
+}
+
+/// 4. External cluster: install the external istiod; verify it is Ready and that
+///    the external cluster's own webhooks do not mention `external-istiod`.
+fn install_external_istiod(p: &mut Planner<'_>) -> Result<(), PlanError> {
+    const ID: &str = "install-external-istiod";
+    let external = p.topology.external().clone();
+    let config = p.topology.config().clone();
+    let o = p.opts;
+    let mut v = values::external_istiod(&config, o.external_addr, o.gateway_tls);
+    v.values = values::with_images(v.values, o.hub.as_deref(), o.tag.as_deref());
+    let charts = [("istiod", helm::Chart::Repo("istiod"))];
+    let mut actions =
+        p.install((4, ID), &external, "istiod", EXTERNAL_ISTIOD_NAMESPACE, &v, &charts)?;
+    actions.push(wait_deployment(EXTERNAL_ISTIOD_NAMESPACE, "istiod"));
+    actions.push(Action::Verify {
+        check: Check::WebhooksDoNotMention { text: EXTERNAL_ISTIOD_NAMESPACE.into() },
+    });
+    p.step(
+        4,
+        ID,
+        "Install the external istiod in external-istiod of the external cluster, configuring \
+         the mesh of the config cluster; the external cluster's own webhooks must not mention \
+         external-istiod (istio/istio#37674)",
+        &external.name,
+        actions,
+    );
+    Ok(())
+}
+
+/// 5. External cluster: route the gateway to istiod (Gateway `external-istiod-gw`,
+///    VirtualService `external-istiod-vs`; SIMPLE adds the TLS secret and a
+///    DestinationRule).
+fn route_gateway_to_istiod(p: &mut Planner<'_>) -> Result<(), PlanError> {
+    const ID: &str = "route-gateway-to-istiod";
+    let external = p.topology.external().name.clone();
+    let mut actions = Vec::new();
+    let docs = match p.opts.gateway_tls {
+        GatewayTls::Passthrough => passthrough_routing(),
+        GatewayTls::Simple => {
+            let secret = format!("{external}/gateway-tls-secret.yaml");
+            actions.push(p.apply(5, &external, &secret, None));
+            simple_routing()
+        }
+    };
+    let file = p.yaml(ID, &format!("{external}/external-istiod-gw.yaml"), &docs)?;
+    actions.push(p.apply(5, &external, &file, None));
+    let title = match p.opts.gateway_tls {
+        GatewayTls::Passthrough => {
+            "Route the gateway to istiod: TLS PASSTHROUGH on 15012 -> 15012 and 15017 -> 443"
+        }
+        GatewayTls::Simple => {
+            "Route the gateway to istiod: TLS SIMPLE with the gateway certificate, 15012 -> \
+             15012 and 15017 -> 443, re-encrypted by a DestinationRule"
+        }
+    };
+    p.step(5, ID, title, &external, actions);
+    Ok(())
+}
+
+/// The doc test's and Sail's variant: TLS passed through to istiod.
+fn passthrough_routing() -> Vec<Value> {
+    let server = |port: u16, name: &str| {
+        json!({
+            "port": { "number": port, "protocol": "tls", "name": name },
+            "tls": { "mode": "PASSTHROUGH" },
+            "hosts": ["*"],
+        })
+    };
+    let route = |port: u16, to: u16| {
+        json!({
+            "match": [{ "port": port, "sniHosts": ["*"] }],
+            "route": [{ "destination": { "host": ISTIOD_HOST, "port": { "number": to } } }],
+        })
+    };
+    vec![
+        gateway(vec![server(XDS_PORT, "tls-XDS"), server(WEBHOOK_PORT, "tls-WEBHOOK")]),
+        virtual_service("tls", vec![route(XDS_PORT, XDS_PORT), route(WEBHOOK_PORT, 443)]),
+    ]
+}
+
+/// The guide's public-address variant: TLS terminated with the harness's certificate
+/// for the external address, re-encrypted to istiod.
+fn simple_routing() -> Vec<Value> {
+    let server = |port: u16, name: &str| {
+        json!({
+            "port": { "number": port, "protocol": "https", "name": name },
+            "tls": { "mode": "SIMPLE", "credentialName": GATEWAY_TLS_SECRET },
+            "hosts": ["*"],
+        })
+    };
+    let route = |port: u16, to: u16| {
+        json!({
+            "match": [{ "port": port }],
+            "route": [{ "destination": { "host": ISTIOD_HOST, "port": { "number": to } } }],
+        })
+    };
+    vec![
+        gateway(vec![server(XDS_PORT, "https-XDS"), server(WEBHOOK_PORT, "https-WEBHOOK")]),
+        virtual_service("http", vec![route(XDS_PORT, XDS_PORT), route(WEBHOOK_PORT, 443)]),
+        json!({
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "DestinationRule",
+            "metadata": { "name": "external-istiod-dr", "namespace": EXTERNAL_ISTIOD_NAMESPACE },
+            "spec": {
+                "host": ISTIOD_HOST,
+                "trafficPolicy": { "portLevelSettings": [
+                    {
+                        "port": { "number": XDS_PORT },
+                        "tls": { "mode": "SIMPLE" },
+                        "connectionPool": { "http": { "h2UpgradePolicy": "UPGRADE" } },
+                    },
+                    { "port": { "number": 443 }, "tls": { "mode": "SIMPLE" } },
+                ] },
+            },
+        }),
+    ]
+}
+
+fn gateway(servers: Vec<Value>) -> Value {
+    json!({
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "Gateway",
+        "metadata": { "name": "external-istiod-gw", "namespace": EXTERNAL_ISTIOD_NAMESPACE },
+        "spec": { "selector": { "istio": "ingressgateway" }, "servers": servers },
+    })
+}
+
+fn virtual_service(kind: &str, routes: Vec<Value>) -> Value {
+    json!({
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": { "name": "external-istiod-vs", "namespace": EXTERNAL_ISTIOD_NAMESPACE },
+        "spec": { "hosts": ["*"], "gateways": ["external-istiod-gw"], kind: routes },
+    })
+}
+
+/// 6. Config cluster (mesh admin): namespace `sample` labelled for injection, the
+///    helloworld Service and `helloworld-v1`, and the client (`sleep`/`curl`); pods
+///    2/2 with `istio-proxy`; the client gets the v1 greeting.
+fn deploy_sample_application(p: &mut Planner<'_>) -> Result<(), PlanError> {
+    const ID: &str = "deploy-sample";
+    let config = p.topology.config().name.clone();
+    let mut actions = deploy_helloworld(p, 6, &config, "v1");
+    let (client, manifest) = samples::client(p.opts.istio, &p.images);
+    let file = p.file(&format!("{config}/sample/{client}.yaml"), manifest, false);
+    actions.push(p.apply(6, &config, &file, Some(SAMPLE_NAMESPACE)));
+    actions.push(wait_sample_pods(&format!("app={client}")));
+    actions.push(Action::Verify {
+        check: Check::ExecGreeting {
+            namespace: SAMPLE_NAMESPACE.into(),
+            selector: format!("app={client}"),
+            container: client.into(),
+            url: "http://helloworld.sample:5000/hello".into(),
+            versions: vec!["v1".into()],
+            requests: 1,
+        },
+    });
+    p.step(
+        6,
+        ID,
+        &format!(
+            "Deploy a sample application: helloworld v1 and {client} in namespace sample, \
+             injected by the external istiod"
+        ),
+        &config,
+        actions,
+    );
+    Ok(())
+}
+
+/// Namespace `sample` (injection on), the helloworld Service and `helloworld-<v>`,
+/// and a wait for its pods with sidecars.
+fn deploy_helloworld(p: &mut Planner<'_>, step: u8, cluster: &str, version: &str) -> Vec<Action> {
+    let injection = labels(&[("istio-injection", "enabled")]);
+    let ns = p.create_namespace(step, cluster, SAMPLE_NAMESPACE, injection, labels(&[]));
+    let manifest = format!(
+        "{}---\n{}",
+        samples::helloworld_service(),
+        samples::helloworld_deployment(version, &p.images)
+    );
+    let file = p.file(&format!("{cluster}/sample/helloworld-{version}.yaml"), manifest, false);
+    let apply = p.apply(step, cluster, &file, Some(SAMPLE_NAMESPACE));
+    vec![ns, apply, wait_sample_pods(&format!("app=helloworld,version={version}"))]
+}
+
+/// 7. Config cluster: the ingress gateway in `external-istiod` (injection template
+///    `gateway`), the helloworld Gateway and VirtualService on port 80; the v1
+///    greeting through the ingress.
+fn enable_ingress_gateway(p: &mut Planner<'_>) -> Result<(), PlanError> {
+    const ID: &str = "enable-ingress-gateway";
+    let config = p.topology.config().clone();
+    let c = config.name.clone();
+    let ns = EXTERNAL_ISTIOD_NAMESPACE;
+    let mut actions = match p.opts.installer {
+        Installer::Istioctl => {
+            let v = values::remote_ingress_gateway();
+            p.install((7, ID), &config, "istio-ingressgateway", ns, &v, &[])?
+        }
+        Installer::Helm => {
+            let v = values::remote_ingress_gateway_helm();
+            let file = p.yaml(ID, &format!("{c}/istio-ingressgateway-values.yaml"), &[v])?;
+            let chart = [(INGRESS_GATEWAY, helm::Chart::Repo("gateway"))];
+            p.helm_charts(7, &c, ns, Some(&file), &chart)
+        }
+    };
+    actions.push(wait_deployment(ns, INGRESS_GATEWAY));
+    actions.push(wait_load_balancer(ns, INGRESS_GATEWAY));
+    let file = p.file(
+        &format!("{c}/sample/helloworld-gateway.yaml"),
+        samples::helloworld_gateway(),
+        false,
+    );
+    actions.push(p.apply(7, &c, &file, Some(SAMPLE_NAMESPACE)));
+    actions.push(Action::Verify { check: ingress_greeting(vec!["v1".into()], 1) });
+    p.step(
+        7,
+        ID,
+        "Enable gateways: an ingress gateway in external-istiod of the config cluster \
+         (injection template gateway) exposing helloworld on port 80",
+        &c,
+        actions,
+    );
+    Ok(())
+}
+
+/// 8. Further remotes: east-west gateways on both sides when networks differ; for
+///    each remote the annotated namespace, the remote profile, a remote secret of
+///    type `remote`, and helloworld v2; then both greetings through the ingress.
+fn add_further_remotes(p: &mut Planner<'_>) -> Result<(), PlanError> {
+    let remotes: Vec<ClusterSpec> = p.topology.further_remotes().cloned().collect();
+    if remotes.is_empty() {
+        return Ok(());
+    }
+    let config = p.topology.config().clone();
+    if p.topology.needs_east_west() {
+        install_eastwest_gateway(p, &config, true)?;
+    }
+    for remote in &remotes {
+        add_remote_cluster(p, &config, remote)?;
+        if p.topology.needs_east_west() {
+            install_eastwest_gateway(p, remote, false)?;
+        }
+        deploy_helloworld_v2(p, remote);
+    }
+    p.step(
+        8,
+        "verify-both-versions",
+        "Ten requests through the config cluster's ingress gateway reach helloworld v1 and v2",
+        &config.name,
+        vec![Action::Verify {
+            check: ingress_greeting(vec!["v1".into(), "v2".into()], REQUESTS_FOR_BOTH_VERSIONS),
+        }],
+    );
+    Ok(())
+}
+
+/// The second (or later) remote: namespace annotated with the config cluster, the
+/// remote profile with its own inject path, and its `remote` secret in the external
+/// cluster; then istiod writes `istio-ca-root-cert` there.
+fn add_remote_cluster(
+    p: &mut Planner<'_>,
+    config: &ClusterSpec,
+    remote: &ClusterSpec,
+) -> Result<(), PlanError> {
+    let r = remote.name.as_str();
+    let id = format!("add-remote-{r}");
+    let annotations = labels(&[(CONTROL_PLANE_CLUSTERS_ANNOTATION, &config.cluster_id)]);
+    let ns = EXTERNAL_ISTIOD_NAMESPACE;
+    let mut actions = vec![p.create_namespace(8, r, ns, network_labels(remote), annotations)];
+    actions.extend(p.install_remote_profile((8, &id), remote, false)?);
+    actions.extend(remote_profile_checks(p, false));
+    p.step(
+        8,
+        &id,
+        &format!(
+            "Add {r} to the mesh: namespace external-istiod annotated \
+             {CONTROL_PLANE_CLUSTERS_ANNOTATION}={}, remote profile with its own inject path",
+            config.cluster_id
+        ),
+        r,
+        actions,
+    );
+    let external = p.topology.external().name.clone();
+    let secret = p.create_remote_secret(8, remote, SecretType::Remote)?;
+    p.step(
+        8,
+        &format!("create-remote-secret-{r}"),
+        &format!("Create the remote secret (type remote) for {r} in the external cluster"),
+        &external,
+        vec![secret],
+    );
+    p.step(
+        8,
+        &format!("wait-root-cert-{r}"),
+        &format!("The external istiod now manages {r}: it writes {ROOT_CERT_CONFIG_MAP} there"),
+        r,
+        vec![Action::WaitFor {
+            condition: WaitCondition::ConfigMapExists {
+                namespace: ns.into(),
+                name: ROOT_CERT_CONFIG_MAP.into(),
+            },
+            timeout_secs: CONFIG_MAP_TIMEOUT,
+        }],
+    );
+    Ok(())
+}
+
+/// An east-west gateway on `cluster`'s network; on the config cluster also the
+/// `cross-network-gateway` exposing services (the mesh config lives there).
+fn install_eastwest_gateway(
+    p: &mut Planner<'_>,
+    cluster: &ClusterSpec,
+    expose_services: bool,
+) -> Result<(), PlanError> {
+    let c = cluster.name.clone();
+    let id = format!("install-eastwest-gateway-{c}");
+    let network = cluster.network.clone().unwrap_or_default();
+    let ns = EXTERNAL_ISTIOD_NAMESPACE;
+    let mut actions = match p.opts.installer {
+        Installer::Istioctl => {
+            let v = values::eastwest_gateway(&network);
+            p.install((8, &id), cluster, "eastwest-gateway", ns, &v, &[])?
+        }
+        Installer::Helm => {
+            let v = values::eastwest_gateway_helm(&network);
+            let file = p.yaml(&id, &format!("{c}/eastwest-gateway-values.yaml"), &[v])?;
+            let chart = [(EASTWEST_GATEWAY, helm::Chart::Repo("gateway"))];
+            p.helm_charts(8, &c, ns, Some(&file), &chart)
+        }
+    };
+    actions.push(wait_deployment(ns, EASTWEST_GATEWAY));
+    actions.push(wait_load_balancer(ns, EASTWEST_GATEWAY));
+    if expose_services {
+        let file =
+            p.yaml(&id, &format!("{c}/expose-services.yaml"), &[expose_services_gateway()])?;
+        actions.push(p.apply(8, &c, &file, None));
+    }
+    p.step(8, &id, &format!("Install the east-west gateway of {network} on {c}"), &c, actions);
+    Ok(())
+}
+
+/// `expose-services.yaml`: services of every network reachable through 15443.
+fn expose_services_gateway() -> Value {
+    json!({
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "Gateway",
+        "metadata": { "name": "cross-network-gateway", "namespace": EXTERNAL_ISTIOD_NAMESPACE },
+        "spec": {
+            "selector": { "istio": "eastwestgateway" },
+            "servers": [{
+                "port": { "number": 15443, "name": "tls", "protocol": "TLS" },
+                "tls": { "mode": "AUTO_PASSTHROUGH" },
+                "hosts": ["*.local"],
+            }],
+        },
+    })
+}
+
+fn deploy_helloworld_v2(p: &mut Planner<'_>, remote: &ClusterSpec) {
+    let r = remote.name.clone();
+    let actions = deploy_helloworld(p, 8, &r, "v2");
+    p.step(
+        8,
+        &format!("deploy-sample-{r}"),
+        &format!("Deploy helloworld v2 on {r}, injected by the external istiod"),
+        &r,
+        actions,
+    );
+}
+
+/// 9. Clean up in reverse order: every creation of steps 1-8 undone, last first,
+///    one step per run of the same cluster; then no webhook configuration of the
+///    harness may remain.
+fn clean_up_in_reverse(p: &mut Planner<'_>) {
+    let undo = std::mem::take(&mut p.undo);
+    let mut groups: Vec<(u8, String, Vec<Action>)> = Vec::new();
+    for (step, cluster, action) in undo.into_iter().rev() {
+        match groups.last_mut() {
+            Some((s, c, actions)) if *s == step && *c == cluster => actions.push(action),
+            _ => groups.push((step, cluster, vec![action])),
+        }
+    }
+    for (k, (step, cluster, actions)) in groups.into_iter().enumerate() {
+        p.step(
+            9,
+            &format!("clean-up-{}-{cluster}", k + 1),
+            &format!("Clean up what step {step} created on {cluster}"),
+            &cluster,
+            actions,
+        );
+    }
+    let clusters: Vec<String> = p.topology.clusters.iter().map(|c| c.name.clone()).collect();
+    for cluster in clusters.iter().rev() {
+        p.step(
+            9,
+            &format!("verify-clean-{cluster}"),
+            &format!("Nothing the harness installed remains on {cluster}"),
+            cluster,
+            vec![Action::Verify { check: Check::WebhooksDoNotMention { text: "istio".into() } }],
+        );
+    }
+}
+
+fn wait_deployment(namespace: &str, name: &str) -> Action {
+    Action::WaitFor {
+        condition: WaitCondition::DeploymentAvailable {
+            namespace: namespace.into(),
+            name: name.into(),
+        },
+        timeout_secs: DEPLOYMENT_TIMEOUT,
+    }
+}
+
+fn wait_load_balancer(namespace: &str, service: &str) -> Action {
+    Action::WaitFor {
+        condition: WaitCondition::LoadBalancerIp {
+            namespace: namespace.into(),
+            service: service.into(),
+        },
+        timeout_secs: LOAD_BALANCER_TIMEOUT,
+    }
+}
+
+fn wait_sample_pods(selector: &str) -> Action {
+    Action::WaitFor {
+        condition: WaitCondition::PodsReady {
+            namespace: SAMPLE_NAMESPACE.into(),
+            selector: selector.into(),
+            containers: 2,
+            sidecar: true,
+        },
+        timeout_secs: PODS_TIMEOUT,
+    }
+}
+
+fn ingress_greeting(versions: Vec<String>, requests: u32) -> Check {
+    Check::IngressGreeting {
+        namespace: EXTERNAL_ISTIOD_NAMESPACE.into(),
+        service: INGRESS_GATEWAY.into(),
+        port: 80,
+        path: "/hello".into(),
+        versions,
+        requests,
+    }
+}
+
+/// The network label of a remote's namespace (istiod's fallback for a workload's
+/// network, istio-release.md "Multi-network").
+fn network_labels(cluster: &ClusterSpec) -> BTreeMap<String, String> {
+    cluster.network.iter().map(|n| (NETWORK_LABEL.to_string(), n.clone())).collect()
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}

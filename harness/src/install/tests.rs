@@ -1,0 +1,605 @@
+//! Plans as a whole: snapshots per installer, version and remote count; the order,
+//! files and cleanup every plan must have; the SIMPLE variant; writing to disk.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use rstest::rstest;
+use serde_json::Value;
+
+use super::plan::{RELEASE_DIR_PLACEHOLDER, api_server_placeholder, resolve_placeholders};
+use super::*;
+use crate::remote_secret::SecretType;
+use crate::topology::{NetworkMode, PLACEHOLDER_EXTERNAL_ADDR};
+use crate::version::{IstioVersion, NEWEST};
+
+fn opts(installer: Installer, version: &str, remotes: usize, tls: GatewayTls) -> PlanOptions {
+    PlanOptions {
+        istio: version.parse().unwrap(),
+        installer,
+        remotes,
+        network_mode: NetworkMode::MultiNetwork,
+        gateway_tls: tls,
+        external_addr: PLACEHOLDER_EXTERNAL_ADDR,
+        hub: None,
+        tag: None,
+    }
+}
+
+fn plan_for(installer: Installer, version: &str, remotes: usize) -> Plan {
+    plan(&opts(installer, version, remotes, GatewayTls::Passthrough)).unwrap()
+}
+
+/// The text plan followed by every file, as a reader of `--out` sees them.
+fn snapshot_text(p: &Plan) -> String {
+    let mut out = p.render_text();
+    for f in &p.files {
+        out.push_str(&format!("\n# ---- {}{}\n", f.path, if f.private { " (0600)" } else { "" }));
+        out.push_str(&f.contents);
+    }
+    out
+}
+
+#[rstest]
+fn plan_snapshots(
+    #[values(Installer::Istioctl, Installer::Helm)] installer: Installer,
+    #[values("1.22.8", "1.23.6", "1.24.6", "1.30.3")] version: &str,
+    #[values(1, 2)] remotes: usize,
+) {
+    let p = plan_for(installer, version, remotes);
+    let installer = match installer {
+        Installer::Istioctl => "istioctl",
+        Installer::Helm => "helm",
+    };
+    let name = format!("plan_{installer}_{}_{remotes}_remotes", version.replace('.', "_"));
+    insta::assert_snapshot!(name, snapshot_text(&p));
+}
+
+/// Every file name an action names, with whether it is generated at run time.
+fn files_named(action: &Action) -> Vec<(String, bool)> {
+    match action {
+        Action::Apply { file, .. } | Action::Delete { file, .. } => vec![(file.clone(), false)],
+        Action::CreateRemoteSecret { token_file, file, .. } => {
+            vec![(token_file.clone(), false), (file.clone(), false)]
+        }
+        Action::Run { args, stdout_file, .. } => {
+            let mut files: Vec<(String, bool)> = args
+                .windows(2)
+                .filter(|w| w[0] == "-f" || w[0] == "--values")
+                .map(|w| (w[1].clone(), false))
+                .collect();
+            if let Some(out) = stdout_file {
+                files.push((out.clone(), true));
+            }
+            files
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn every_plan() -> Vec<Plan> {
+    let mut plans = Vec::new();
+    for installer in [Installer::Istioctl, Installer::Helm] {
+        for version in ["1.22.0", "1.23.6", "1.24.6", "1.27.1", "1.29.6", "1.30.3"] {
+            for remotes in [1, 2, 3] {
+                for tls in [GatewayTls::Passthrough, GatewayTls::Simple] {
+                    plans.push(plan(&opts(installer, version, remotes, tls)).unwrap());
+                }
+            }
+        }
+    }
+    plans
+}
+
+#[test]
+fn steps_follow_the_procedure_order_with_unique_ids() {
+    for p in every_plan() {
+        let numbers: Vec<u8> = p.steps.iter().map(|s| s.number).collect();
+        assert!(numbers.windows(2).all(|w| w[0] <= w[1]), "{numbers:?}");
+        let distinct: BTreeSet<u8> = numbers.iter().copied().collect();
+        let expected: BTreeSet<u8> =
+            if p.options.remotes > 1 { (1..=9).collect() } else { (1..=7).chain([9]).collect() };
+        assert_eq!(distinct, expected);
+        let ids: BTreeSet<&str> = p.steps.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids.len(), p.steps.len(), "duplicate step ids");
+        for s in &p.steps {
+            assert!(p.topology.by_name(&s.cluster).is_some(), "unknown cluster {}", s.cluster);
+            assert!(!s.actions.is_empty(), "empty step {}", s.id);
+        }
+    }
+}
+
+#[test]
+fn every_file_an_action_names_is_in_the_plan_or_generated_before() {
+    for p in every_plan() {
+        let mut generated = BTreeSet::new();
+        for s in &p.steps {
+            for a in &s.actions {
+                for (file, is_output) in files_named(a) {
+                    if is_output {
+                        generated.insert(file);
+                    } else {
+                        assert!(
+                            p.file(&file).is_some() || generated.contains(&file),
+                            "{}: {file} is neither a plan file nor generated earlier",
+                            s.id
+                        );
+                    }
+                }
+            }
+        }
+        let paths: BTreeSet<&str> = p.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths.len(), p.files.len(), "duplicate file paths");
+    }
+}
+
+#[test]
+fn every_command_runs_against_its_steps_cluster() {
+    for p in every_plan() {
+        for s in &p.steps {
+            for a in &s.actions {
+                if let Action::Run { args, .. } = a {
+                    let at = args.iter().position(|a| a == "--kubeconfig").expect("--kubeconfig");
+                    assert_eq!(args[at + 1], format!("{{kubeconfig:{}}}", s.cluster), "{}", s.id);
+                }
+            }
+        }
+    }
+}
+
+/// Step 9 undoes every creation: each namespace created is deleted later on the
+/// same cluster, each applied file's objects deleted, each Helm release uninstalled.
+#[test]
+fn cleanup_undoes_everything_in_reverse() {
+    for p in every_plan() {
+        let mut created: Vec<(String, String)> = Vec::new();
+        let mut undone: Vec<(String, String)> = Vec::new();
+        for s in &p.steps {
+            for a in &s.actions {
+                let c = s.cluster.clone();
+                match a {
+                    Action::CreateNamespace { name, .. } => created.push((c, format!("ns {name}"))),
+                    Action::DeleteNamespace { name } => undone.push((c, format!("ns {name}"))),
+                    Action::Apply { file, .. } => created.push((c, format!("file {file}"))),
+                    Action::Delete { file, .. } => undone.push((c, format!("file {file}"))),
+                    Action::Run { program: Program::Helm, args, .. } if args[0] == "upgrade" => {
+                        created.push((c, format!("helm {} {}", args[2], namespace_arg(args))));
+                    }
+                    Action::Run { program: Program::Helm, args, .. } if args[0] == "uninstall" => {
+                        undone.push((c, format!("helm {} {}", args[1], namespace_arg(args))));
+                    }
+                    Action::CreateRemoteSecret {
+                        source_cluster,
+                        target_cluster,
+                        token_file,
+                        file,
+                        ..
+                    } => {
+                        created.push((source_cluster.clone(), format!("file {token_file}")));
+                        created.push((target_cluster.clone(), format!("file {file}")));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut expected = created.clone();
+        expected.reverse();
+        assert_eq!(undone, expected, "cleanup is not the reverse of the install");
+        let first_cleanup = p.steps.iter().position(|s| s.number == 9).unwrap();
+        assert!(p.steps[first_cleanup..].iter().all(|s| s.number == 9));
+        let install_steps = &p.steps[..first_cleanup];
+        assert!(install_steps.iter().all(|s| {
+            s.actions
+                .iter()
+                .all(|a| !matches!(a, Action::Delete { .. } | Action::DeleteNamespace { .. }))
+        }));
+    }
+}
+
+fn namespace_arg(args: &[String]) -> String {
+    let at = args.iter().position(|a| a == "--namespace").expect("--namespace");
+    args[at + 1].clone()
+}
+
+/// The remote profile's charts differ by version (procedure.md): `istiod-remote`
+/// from the release archive (1.22) or the repository (1.23); `base` then `istiod`
+/// with `profile: remote` from 1.24.
+#[rstest]
+#[case("1.22.8", &["istiod-remote {istio-release}/manifests/charts/istiod-remote"])]
+#[case("1.23.6", &["istiod-remote istiod-remote"])]
+#[case("1.24.6", &["istio-base base", "istiod istiod"])]
+#[case("1.30.3", &["istio-base base", "istiod istiod"])]
+fn helm_remote_charts_by_version(#[case] version: &str, #[case] charts: &[&str]) {
+    let p = plan_for(Installer::Helm, version, 1);
+    let step = p.steps.iter().find(|s| s.id == "install-remote-profile-config").unwrap();
+    let installs: Vec<String> = step
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Run { args, .. } => Some(format!("{} {}", args[2], args[3])),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(installs, charts);
+    for a in &step.actions {
+        if let Action::Run { args, .. } = a {
+            let repo = args.iter().any(|a| a == "--repo");
+            assert_eq!(repo, !args[3].starts_with(RELEASE_DIR_PLACEHOLDER), "{args:?}");
+            if repo {
+                let at = args.iter().position(|a| a == "--version").unwrap();
+                assert_eq!(args[at + 1], version);
+            }
+        }
+    }
+    let values = &p.file("config/remote-config-cluster-values.yaml").unwrap().contents;
+    let values: Value = serde_saphyr::from_str(values).unwrap();
+    let remote = version.parse::<IstioVersion>().unwrap().minor >= 24;
+    let profile = if remote { Some("remote") } else { None };
+    assert_eq!(values.get("profile").and_then(Value::as_str), profile);
+}
+
+/// istioctl: the guide generates the remote profile's manifest and applies it.
+#[test]
+fn istioctl_remote_profile_is_generated_then_applied() {
+    let p = plan_for(Installer::Istioctl, "1.30.3", 1);
+    let step = p.steps.iter().find(|s| s.id == "install-remote-profile-config").unwrap();
+    let generated = "config/remote-config-cluster.generated.yaml";
+    assert!(step.actions.iter().any(|a| matches!(
+        a,
+        Action::Run { program: Program::Istioctl, args, stdout_file: Some(out) }
+            if args[..4] == ["manifest", "generate", "-f", "config/remote-config-cluster.yaml"]
+                && out == generated
+    )));
+    assert!(
+        step.actions.iter().any(|a| matches!(a, Action::Apply { file, .. } if file == generated))
+    );
+}
+
+#[rstest]
+#[case("1.22.8", &["Endpoints"], false)]
+#[case("1.26.0", &["Endpoints", "EndpointSlice"], false)]
+#[case("1.30.3", &["EndpointSlice"], true)]
+fn config_cluster_checks_follow_the_version(
+    #[case] version: &str,
+    #[case] objects: &[&str],
+    #[case] values_configmap: bool,
+) {
+    let p = plan_for(Installer::Istioctl, version, 1);
+    let step = p.steps.iter().find(|s| s.id == "install-remote-profile-config").unwrap();
+    let checks: Vec<&Check> = step
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Verify { check } => Some(check),
+            _ => None,
+        })
+        .collect();
+    let address = checks.iter().find_map(|c| match c {
+        Check::IstiodAddress { objects, address, .. } => Some((objects, address)),
+        _ => None,
+    });
+    let (found, address) = address.unwrap();
+    let found: Vec<String> = found.iter().map(|o| format!("{o:?}")).collect();
+    assert_eq!(found, objects);
+    assert_eq!(*address, PLACEHOLDER_EXTERNAL_ADDR);
+    let has_values =
+        checks.iter().any(|c| matches!(c, Check::ConfigMapExists { name, .. } if name == "values"));
+    assert_eq!(has_values, values_configmap);
+    assert!(checks.iter().any(|c| matches!(
+        c,
+        Check::WebhookConfigurationExists { kind: WebhookKind::Mutating, name, min_webhooks: 4 }
+            if name == "istio-sidecar-injector-external-istiod"
+    )));
+    assert!(checks.iter().any(|c| matches!(
+        c,
+        Check::WebhookConfigurationExists { kind: WebhookKind::Validating, name, .. }
+            if name == "istio-validator-external-istiod"
+    )));
+}
+
+#[test]
+fn second_remote_is_annotated_and_gets_a_remote_secret() {
+    let p = plan_for(Installer::Istioctl, "1.30.3", 2);
+    let add = p.steps.iter().find(|s| s.id == "add-remote-remote2").unwrap();
+    assert_eq!(add.cluster, "remote2");
+    let Action::CreateNamespace { name, labels, annotations } = &add.actions[0] else {
+        panic!("first action: {:?}", add.actions[0]);
+    };
+    assert_eq!(name, "external-istiod");
+    assert_eq!(annotations["topology.istio.io/controlPlaneClusters"], "remote1");
+    assert_eq!(labels["topology.istio.io/network"], "network2");
+    let secret = p.steps.iter().find(|s| s.id == "create-remote-secret-remote2").unwrap();
+    assert_eq!(secret.cluster, "external");
+    assert!(matches!(
+        &secret.actions[0],
+        Action::CreateRemoteSecret {
+            source_cluster, target_cluster, cluster_id, secret_type: SecretType::Remote,
+            service_account, namespace, ..
+        } if source_cluster == "remote2" && target_cluster == "external" && cluster_id == "remote2"
+            && service_account == "istio-reader-service-account" && namespace == "external-istiod"
+    ));
+    let manifest = &p.file("external/remote-secret-remote2.yaml").unwrap();
+    assert!(manifest.private);
+    assert!(manifest.contents.contains("istio-remote-secret-remote2"));
+    assert!(manifest.contents.contains(&api_server_placeholder("remote2")));
+    let both = p.steps.iter().find(|s| s.id == "verify-both-versions").unwrap();
+    assert!(matches!(
+        &both.actions[0],
+        Action::Verify { check: Check::IngressGreeting { versions, requests: 10, .. } }
+            if versions == &["v1", "v2"]
+    ));
+}
+
+#[test]
+fn config_cluster_gets_the_config_type_secret_from_istiod() {
+    let p = plan_for(Installer::Helm, "1.24.6", 1);
+    let step = p.steps.iter().find(|s| s.number == 3).unwrap();
+    assert_eq!(step.cluster, "external");
+    assert!(step.actions.iter().any(|a| matches!(
+        a,
+        Action::CreateRemoteSecret { source_cluster, secret_type: SecretType::Config, service_account, .. }
+            if source_cluster == "config" && service_account == "istiod"
+    )));
+    let secret = &p.file("external/remote-secret-remote1.yaml").unwrap().contents;
+    assert!(secret.contains("\"istio-kubeconfig\""), "{secret}");
+    assert!(secret.contains("\"config\": |"), "{secret}");
+}
+
+#[test]
+fn same_network_remotes_need_no_east_west_gateways() {
+    let mut o = opts(Installer::Istioctl, "1.30.3", 2, GatewayTls::Passthrough);
+    o.network_mode = NetworkMode::SameNetwork;
+    let p = plan(&o).unwrap();
+    assert!(p.steps.iter().all(|s| !s.id.starts_with("install-eastwest-gateway")));
+    let remote = p.file("remote2/remote-config-cluster.yaml").unwrap();
+    assert!(remote.contents.contains("/inject/cluster/remote2/net/network1"));
+    let multi = plan_for(Installer::Istioctl, "1.30.3", 2);
+    let eastwest: Vec<&str> = multi
+        .steps
+        .iter()
+        .filter(|s| s.id.starts_with("install-eastwest-gateway"))
+        .map(|s| s.cluster.as_str())
+        .collect();
+    assert_eq!(eastwest, ["config", "remote2"]);
+    assert!(
+        multi.file("config/expose-services.yaml").unwrap().contents.contains("AUTO_PASSTHROUGH")
+    );
+}
+
+#[test]
+fn simple_variant_terminates_tls_with_the_harness_certificate() {
+    let addr: IpAddr = "172.18.6.66".parse().unwrap();
+    let mut o = opts(Installer::Istioctl, "1.30.3", 1, GatewayTls::Simple);
+    o.external_addr = addr;
+    let p = plan(&o).unwrap();
+    let private: BTreeMap<&str, bool> =
+        p.files.iter().map(|f| (f.path.as_str(), f.private)).collect();
+    for (path, is_private) in [
+        ("external/gateway-tls-secret.yaml", true),
+        ("external/cacerts.yaml", true),
+        ("external/tls/ca.key", true),
+        ("external/tls/server.key", true),
+        ("external/tls/ca.crt", false),
+        ("external/tls/server.crt", false),
+    ] {
+        assert_eq!(private.get(path), Some(&is_private), "{path}");
+    }
+    let secret: Value =
+        serde_saphyr::from_str(&p.file("external/gateway-tls-secret.yaml").unwrap().contents)
+            .unwrap();
+    assert_eq!(secret["type"], "kubernetes.io/tls");
+    assert_eq!(secret["metadata"]["namespace"], "istio-system");
+    assert_eq!(secret["metadata"]["name"], crate::tls::GATEWAY_TLS_SECRET);
+
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&p.file("external/external-istiod-gw.yaml").unwrap().contents)
+            .unwrap();
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["Gateway", "VirtualService", "DestinationRule"]);
+    for server in docs[0]["spec"]["servers"].as_array().unwrap() {
+        assert_eq!(server["port"]["protocol"], "https");
+        assert_eq!(server["tls"]["mode"], "SIMPLE");
+        assert_eq!(server["tls"]["credentialName"], crate::tls::GATEWAY_TLS_SECRET);
+    }
+    let routes = docs[1]["spec"]["http"].as_array().unwrap();
+    assert_eq!(routes[0]["match"][0]["port"], 15012);
+    assert_eq!(routes[1]["route"][0]["destination"]["port"]["number"], 443);
+    let dr = &docs[2]["spec"]["trafficPolicy"]["portLevelSettings"];
+    assert_eq!(dr[0]["port"]["number"], 15012);
+    assert_eq!(dr[0]["connectionPool"]["http"]["h2UpgradePolicy"], "UPGRADE");
+    assert_eq!(dr[1]["port"]["number"], 443);
+    assert_eq!(dr[1]["tls"]["mode"], "SIMPLE");
+
+    let remote = &p.file("config/remote-config-cluster.yaml").unwrap().contents;
+    assert!(remote.contains("XDS_ROOT_CA"), "{remote}");
+    assert!(remote.contains("CA_ROOT_CA"), "{remote}");
+    assert!(remote.contains("discoveryAddress: 172.18.6.66:15012"), "{remote}");
+
+    // The secret is applied in step 5, before the Gateway that names it.
+    let step5 = p.steps.iter().find(|s| s.number == 5).unwrap();
+    let applied: Vec<&str> = step5
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Apply { file, .. } => Some(file.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(applied, ["external/gateway-tls-secret.yaml", "external/external-istiod-gw.yaml"]);
+
+    // Keys never reach the text plan or plan.json.
+    assert!(!p.render_text().contains("PRIVATE KEY"));
+    assert!(!p.to_json().contains("PRIVATE KEY"));
+    assert!(!p.to_json().contains("BEGIN CERTIFICATE"));
+}
+
+#[test]
+fn passthrough_variant_has_no_certificates_and_no_destination_rule() {
+    let p = plan_for(Installer::Helm, "1.30.3", 1);
+    assert!(p.files.iter().all(|f| !f.path.contains("tls") && !f.path.contains("cacerts")));
+    let gw = &p.file("external/external-istiod-gw.yaml").unwrap().contents;
+    assert!(!gw.contains("DestinationRule"));
+    assert_eq!(gw.matches("mode: PASSTHROUGH").count(), 2);
+}
+
+#[test]
+fn every_manifest_parses_as_kubernetes_objects() {
+    for p in every_plan() {
+        for f in p.files.iter().filter(|f| f.path.ends_with(".yaml")) {
+            let docs: Vec<Value> = serde_saphyr::from_multiple(&f.contents)
+                .unwrap_or_else(|e| panic!("{}: {e}\n{}", f.path, f.contents));
+            assert!(!docs.is_empty(), "{}", f.path);
+            for d in &docs {
+                assert!(d.is_object(), "{}", f.path);
+                if !f.path.ends_with("-values.yaml") {
+                    assert!(d["apiVersion"].is_string() && d["kind"].is_string(), "{}", f.path);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn hub_and_tag_reach_istio_images_and_samples() {
+    let mut o = opts(Installer::Helm, "1.30.3", 1, GatewayTls::Passthrough);
+    o.hub = Some("quay.io/vendor".into());
+    o.tag = Some("1.30.3-vendor".into());
+    let p = plan(&o).unwrap();
+    let istiod: Value =
+        serde_saphyr::from_str(&p.file("external/istiod-values.yaml").unwrap().contents).unwrap();
+    assert_eq!(istiod["global"]["hub"], "quay.io/vendor");
+    assert_eq!(istiod["global"]["tag"], "1.30.3-vendor");
+    let hello = &p.file("config/sample/helloworld-v1.yaml").unwrap().contents;
+    assert!(hello.contains("quay.io/vendor/examples-helloworld-v1:1.0"), "{hello}");
+    let plain = plan_for(Installer::Helm, "1.30.3", 1);
+    let hello = &plain.file("config/sample/helloworld-v1.yaml").unwrap().contents;
+    assert!(hello.contains("registry.istio.io/release/examples-helloworld-v1:1.0"), "{hello}");
+}
+
+#[test]
+fn unsupported_versions_and_remote_counts_are_refused() {
+    let mut o = opts(Installer::Istioctl, "1.30.3", 1, GatewayTls::Passthrough);
+    o.istio = IstioVersion::new(1, 21, 0);
+    let err = plan(&o).unwrap_err().to_string();
+    assert!(err.contains("1.21.0") && err.contains("1.22.0 to 1.30.x"), "{err}");
+    o.istio = NEWEST;
+    o.remotes = 0;
+    let err = plan(&o).unwrap_err().to_string();
+    assert!(err.contains("--remotes must be between 1 and"), "{err}");
+}
+
+#[test]
+fn plan_json_carries_the_steps_for_the_executor() {
+    let p = plan_for(Installer::Istioctl, "1.30.3", 2);
+    let json: Value = serde_json::from_str(&p.to_json()).unwrap();
+    let steps: Vec<Step> = serde_json::from_value(json["steps"].clone()).unwrap();
+    assert_eq!(steps, p.steps);
+    let options: PlanOptions = serde_json::from_value(json["options"].clone()).unwrap();
+    assert_eq!(options, p.options);
+    assert_eq!(json["steps"][0]["actions"][0]["action"], "create-namespace");
+    assert_eq!(json["files"].as_array().unwrap().len(), p.files.len());
+    assert!(json["files"][0].get("contents").is_none());
+}
+
+#[test]
+fn write_puts_every_file_and_plan_json_with_private_files_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = plan(&opts(Installer::Istioctl, "1.30.3", 2, GatewayTls::Simple)).unwrap();
+    let written = p.write(dir.path()).unwrap();
+    assert_eq!(written.len(), p.files.len() + 1);
+    assert_eq!(written.last().unwrap(), &dir.path().join("plan.json"));
+    for f in &p.files {
+        let path = dir.path().join(&f.path);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), f.contents, "{}", f.path);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, if f.private { 0o600 } else { 0o644 }, "{}", f.path);
+    }
+    // Writing again replaces the files (a key keeps mode 0600).
+    p.write(dir.path()).unwrap();
+    let key = dir.path().join("external/tls/server.key");
+    assert_eq!(std::fs::metadata(key).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn write_to_an_unwritable_place_names_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let out = file.join("plan");
+    let p = plan_for(Installer::Istioctl, "1.30.3", 1);
+    let err = p.write(&out).unwrap_err().to_string();
+    assert!(err.starts_with(&format!("cannot write the plan to {}", out.display())), "{err}");
+    assert!(!err.contains('\n'), "{err}");
+}
+
+#[test]
+fn placeholders_resolve_to_kubeconfigs_and_the_release() {
+    let kubeconfigs: BTreeMap<&str, PathBuf> =
+        [("external", PathBuf::from("/k/external.yaml"))].into_iter().collect();
+    let lookup = |c: &str| kubeconfigs.get(c).cloned();
+    let release = PathBuf::from("/cache/istio-1.22.8");
+    assert_eq!(
+        resolve_placeholders("{kubeconfig:external}", lookup, &release).as_deref(),
+        Some("/k/external.yaml")
+    );
+    assert_eq!(
+        resolve_placeholders("{istio-release}/manifests/charts/istiod-remote", lookup, &release)
+            .as_deref(),
+        Some("/cache/istio-1.22.8/manifests/charts/istiod-remote")
+    );
+    assert_eq!(resolve_placeholders("{kubeconfig:config}", lookup, &release), None);
+    assert_eq!(resolve_placeholders("plain", lookup, &release).as_deref(), Some("plain"));
+}
+
+/// The acceptance: in the files of `--istio 1.30.3 --remotes 2`, a reader
+/// finds every value of procedure.md.
+#[test]
+fn written_files_hold_every_value_of_the_procedure() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = plan_for(Installer::Istioctl, "1.30.3", 2);
+    p.write(dir.path()).unwrap();
+    let all = |path: &str| std::fs::read_to_string(dir.path().join(path)).unwrap();
+    let config = all("config/remote-config-cluster.yaml");
+    for v in [
+        "profile: remote",
+        "configCluster: true",
+        "configMap: true",
+        "injectionPath: /inject/cluster/remote1/net/network1",
+        "remotePilotAddress: \"192.0.2.10\"",
+        "defaultRevision: default",
+    ] {
+        assert!(config.contains(v), "{v} missing:\n{config}");
+    }
+    let istiod = all("external/istiod.yaml");
+    for v in [
+        "EXTERNAL_ISTIOD: \"true\"",
+        "LOCAL_CLUSTER_SECRET_WATCHER: \"true\"",
+        "CLUSTER_ID: remote1",
+        "SHARED_MESH_CONFIG: istio",
+        "INJECTION_WEBHOOK_CONFIG_NAME: istio-sidecar-injector-external-istiod",
+        "VALIDATION_WEBHOOK_CONFIG_NAME: istio-validator-external-istiod",
+        "caAddress: 192.0.2.10:15012",
+        "discoveryAddress: 192.0.2.10:15012",
+        "mountPath: /etc/istio/config",
+        "mountPath: /var/lib/istio/inject",
+        "rootNamespace: external-istiod",
+        "operatorManageWebhooks: true",
+        "configValidation: false",
+        "meshID: mesh1",
+        "clusterName: remote1",
+    ] {
+        assert!(istiod.contains(v), "{v} missing:\n{istiod}");
+    }
+    let gw = all("external/external-istiod-gw.yaml");
+    for v in ["name: external-istiod-gw", "name: external-istiod-vs", "mode: PASSTHROUGH"] {
+        assert!(gw.contains(v), "{v} missing:\n{gw}");
+    }
+    let remote2 = all("remote2/remote-config-cluster.yaml");
+    assert!(remote2.contains("injectionPath: /inject/cluster/remote2/net/network2"));
+    let json = all("plan.json");
+    assert!(json.contains("\"topology.istio.io/controlPlaneClusters\": \"remote1\""));
+    assert!(json.contains("\"secret_type\": \"remote\""));
+    assert!(all("external/remote-secret-remote2.yaml").contains("istio-remote-secret-remote2"));
+}

@@ -1,0 +1,547 @@
+//! The Istio values of procedure.md ("Values by Istio version"), as one tree per
+//! installation that serves both backends: istioctl puts it in an IstioOperator
+//! (`spec.profile`, `spec.components`, `spec.meshConfig`, `spec.values`), Helm in a
+//! values file (`meshConfig` and, for the remote charts, `profile` at the top).
+
+use std::net::IpAddr;
+
+use serde_json::{Value, json};
+
+use super::plan::GatewayTls;
+use crate::topology::{ClusterSpec, EXTERNAL_ISTIOD_NAMESPACE, MESH_ID};
+use crate::version::{IstioVersion, RemoteProfile};
+
+/// The mutating webhook configuration of the remote profile in a remote cluster.
+pub const INJECTION_WEBHOOK_CONFIG_NAME: &str = "istio-sidecar-injector-external-istiod";
+/// The validating webhook configuration of the remote profile in a remote cluster.
+pub const VALIDATION_WEBHOOK_CONFIG_NAME: &str = "istio-validator-external-istiod";
+/// The mesh config map the external istiod shares from the config cluster.
+pub const SHARED_MESH_CONFIG: &str = "istio";
+/// The injector config map, beside the external istiod in the external cluster.
+pub const INJECTOR_CONFIG_MAP: &str = "istio-sidecar-injector";
+/// Where the external istiod reads the mesh config map.
+pub const MESH_CONFIG_MOUNT: &str = "/etc/istio/config";
+/// Where the external istiod reads the injector config map.
+pub const INJECTOR_MOUNT: &str = "/var/lib/istio/inject";
+/// The port of xDS and CA behind the external gateway.
+pub const XDS_PORT: u16 = 15012;
+/// The port of the webhooks behind the external gateway.
+pub const WEBHOOK_PORT: u16 = 15017;
+/// The status port of every Istio gateway.
+pub const STATUS_PORT: u16 = 15021;
+/// The CA bundle proxies trust for the gateway in the SIMPLE variant: the mesh root
+/// every proxy mounts from `istio-ca-root-cert`. The harness's gateway CA is plugged
+/// in as istiod's CA (the `cacerts` Secret), so that root is the one that signed the
+/// gateway's certificate.
+pub const SIMPLE_CA_BUNDLE: &str = "/var/run/secrets/istio/root-cert.pem";
+
+/// One installation's values, for both backends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstallValues {
+    /// IstioOperator `spec.profile`; Helm's remote charts take `profile` in values
+    /// instead ([`InstallValues::helm_profile`]).
+    pub profile: Option<&'static str>,
+    /// IstioOperator `spec.components` (istioctl only: Helm picks charts instead).
+    pub components: Value,
+    /// `spec.meshConfig` (istioctl) or `meshConfig` (Helm); `Null` when none.
+    pub mesh_config: Value,
+    /// `spec.values` (istioctl) or the Helm values.
+    pub values: Value,
+    /// `profile` in the Helm values (1.24+ remote charts: `remote`).
+    pub helm_profile: Option<&'static str>,
+}
+
+/// `<addr>:<port>`, with brackets for IPv6.
+pub fn host_port(addr: IpAddr, port: u16) -> String {
+    match addr {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
+
+/// The control-plane gateway's Service ports (procedure.md step 1): 15021 status,
+/// 15012 `tls-xds`, 15017 `tls-webhook`.
+pub fn control_plane_gateway_ports() -> Value {
+    json!([
+        { "port": STATUS_PORT, "targetPort": STATUS_PORT, "name": "status-port" },
+        { "port": XDS_PORT, "targetPort": XDS_PORT, "name": "tls-xds" },
+        { "port": WEBHOOK_PORT, "targetPort": WEBHOOK_PORT, "name": "tls-webhook" },
+    ])
+}
+
+/// Step 1, istioctl: the guide's IstioOperator for the external cluster (default
+/// profile: base, a small istiod that configures only this gateway, and the
+/// ingress gateway with the control-plane ports).
+pub fn control_plane_gateway() -> InstallValues {
+    InstallValues {
+        profile: None,
+        components: json!({
+            "ingressGateways": [{
+                "name": "istio-ingressgateway",
+                "enabled": true,
+                "k8s": { "service": { "ports": control_plane_gateway_ports() } },
+            }],
+        }),
+        mesh_config: Value::Null,
+        values: json!({}),
+        helm_profile: None,
+    }
+}
+
+/// Step 1, Helm: the `gateway` chart's values for the same gateway.
+pub fn control_plane_gateway_helm() -> Value {
+    json!({
+        "labels": { "app": "istio-ingressgateway", "istio": "ingressgateway" },
+        "service": { "type": "LoadBalancer", "ports": control_plane_gateway_ports() },
+    })
+}
+
+/// Step 2 and 8: the remote profile for a remote cluster. `config` is the config
+/// cluster (first remote): it also serves the mesh config (`global.configCluster`,
+/// `pilot.configMap`). In the SIMPLE variant proxies reach istiod at the external
+/// address and trust the gateway's certificate through [`SIMPLE_CA_BUNDLE`].
+pub fn remote_profile(
+    istio: IstioVersion,
+    cluster: &ClusterSpec,
+    config: bool,
+    external_addr: IpAddr,
+    tls: GatewayTls,
+) -> InstallValues {
+    let mut values = json!({
+        "global": {
+            "istioNamespace": EXTERNAL_ISTIOD_NAMESPACE,
+            "remotePilotAddress": external_addr.to_string(),
+        },
+        "istiodRemote": { "injectionPath": cluster.injection_path() },
+    });
+    if config {
+        values["global"]["configCluster"] = json!(true);
+        values["pilot"] = json!({ "configMap": true });
+    }
+    let mut mesh_config = Value::Null;
+    if tls == GatewayTls::Simple {
+        values["global"]["caAddress"] = json!(host_port(external_addr, XDS_PORT));
+        mesh_config = simple_mesh_config(external_addr);
+    }
+    match istio.remote_profile() {
+        RemoteProfile::Remote => {
+            values["defaultRevision"] = json!("default");
+            InstallValues {
+                profile: Some("remote"),
+                components: json!({}),
+                mesh_config,
+                values,
+                helm_profile: Some("remote"),
+            }
+        }
+        RemoteProfile::IstiodRemote => InstallValues {
+            profile: Some("remote"),
+            components: json!({
+                "base": { "enabled": false },
+                "pilot": { "enabled": false },
+                "istiodRemote": { "enabled": true },
+            }),
+            mesh_config,
+            values,
+            helm_profile: None,
+        },
+    }
+}
+
+/// Step 4: the external istiod in `external-istiod` of the external cluster,
+/// configuring the mesh of `config` (the config cluster), the same for every
+/// supported version.
+pub fn external_istiod(
+    config: &ClusterSpec,
+    external_addr: IpAddr,
+    tls: GatewayTls,
+) -> InstallValues {
+    let xds = host_port(external_addr, XDS_PORT);
+    let mut mesh_config = json!({
+        "rootNamespace": EXTERNAL_ISTIOD_NAMESPACE,
+        "defaultConfig": { "discoveryAddress": xds },
+    });
+    if tls == GatewayTls::Simple {
+        mesh_config["defaultConfig"]["proxyMetadata"] = simple_proxy_metadata();
+    }
+    InstallValues {
+        profile: Some("empty"),
+        components: json!({ "pilot": { "enabled": true } }),
+        mesh_config,
+        values: json!({
+            "global": {
+                "caAddress": xds,
+                "istioNamespace": EXTERNAL_ISTIOD_NAMESPACE,
+                "operatorManageWebhooks": true,
+                "configValidation": false,
+                "meshID": MESH_ID,
+                "multiCluster": { "clusterName": config.cluster_id },
+                "externalIstiod": true,
+            },
+            "pilot": {
+                "env": external_istiod_env(config),
+                "volumes": [
+                    { "name": "config-volume", "configMap": { "name": SHARED_MESH_CONFIG } },
+                    { "name": "inject-volume", "configMap": { "name": INJECTOR_CONFIG_MAP } },
+                ],
+                "volumeMounts": [
+                    { "name": "config-volume", "mountPath": MESH_CONFIG_MOUNT },
+                    { "name": "inject-volume", "mountPath": INJECTOR_MOUNT },
+                ],
+            },
+        }),
+        helm_profile: None,
+    }
+}
+
+/// The external istiod's `pilot.env` map. Both webhook names must be set: left
+/// empty, istiod never patches their caBundle (x509 errors, istio/istio#36858).
+pub fn external_istiod_env(config: &ClusterSpec) -> Value {
+    json!({
+        "INJECTION_WEBHOOK_CONFIG_NAME": INJECTION_WEBHOOK_CONFIG_NAME,
+        "VALIDATION_WEBHOOK_CONFIG_NAME": VALIDATION_WEBHOOK_CONFIG_NAME,
+        "EXTERNAL_ISTIOD": "true",
+        "LOCAL_CLUSTER_SECRET_WATCHER": "true",
+        "CLUSTER_ID": config.cluster_id,
+        "SHARED_MESH_CONFIG": SHARED_MESH_CONFIG,
+        "PILOT_ENABLE_CONFIG_DISTRIBUTION_TRACKING": "true",
+    })
+}
+
+/// Step 7, istioctl: the guide's ingress gateway in `external-istiod` of the config
+/// cluster, injected with the `gateway` template by the external istiod.
+pub fn remote_ingress_gateway() -> InstallValues {
+    InstallValues {
+        profile: Some("empty"),
+        components: json!({
+            "ingressGateways": [{
+                "namespace": EXTERNAL_ISTIOD_NAMESPACE,
+                "name": "istio-ingressgateway",
+                "enabled": true,
+            }],
+        }),
+        mesh_config: Value::Null,
+        values: json!({
+            "global": { "istioNamespace": EXTERNAL_ISTIOD_NAMESPACE },
+            "gateways": { "istio-ingressgateway": { "injectionTemplate": "gateway" } },
+        }),
+        helm_profile: None,
+    }
+}
+
+/// Step 7, Helm: the `gateway` chart's values (the chart injects with the `gateway`
+/// template itself).
+pub fn remote_ingress_gateway_helm() -> Value {
+    json!({
+        "labels": { "app": "istio-ingressgateway", "istio": "ingressgateway" },
+        "service": { "type": "LoadBalancer" },
+    })
+}
+
+/// Step 8, istioctl: the east-west gateway of `gen-eastwest-gateway.sh --network N`
+/// in the external-control-plane layout (istio-release.md "Multi-network").
+pub fn eastwest_gateway(network: &str) -> InstallValues {
+    InstallValues {
+        profile: Some("empty"),
+        components: json!({
+            "ingressGateways": [{
+                "name": "istio-eastwestgateway",
+                "namespace": EXTERNAL_ISTIOD_NAMESPACE,
+                "enabled": true,
+                "label": {
+                    "istio": "eastwestgateway",
+                    "app": "istio-eastwestgateway",
+                    "topology.istio.io/network": network,
+                },
+                "k8s": {
+                    "env": [{ "name": "ISTIO_META_REQUESTED_NETWORK_VIEW", "value": network }],
+                    "service": { "ports": [
+                        { "name": "status-port", "port": STATUS_PORT, "targetPort": STATUS_PORT },
+                        { "name": "tls", "port": 15443, "targetPort": 15443 },
+                        { "name": "tls-istiod", "port": XDS_PORT, "targetPort": XDS_PORT },
+                        { "name": "tls-webhook", "port": WEBHOOK_PORT, "targetPort": WEBHOOK_PORT },
+                    ] },
+                },
+            }],
+        }),
+        mesh_config: Value::Null,
+        values: json!({
+            "gateways": { "istio-ingressgateway": { "injectionTemplate": "gateway" } },
+            "global": { "network": network, "istioNamespace": EXTERNAL_ISTIOD_NAMESPACE },
+        }),
+        helm_profile: None,
+    }
+}
+
+/// Step 8, Helm: the `gateway` chart as an east-west gateway (`networkGateway` gives
+/// the network label, the requested-network-view env and the ports).
+pub fn eastwest_gateway_helm(network: &str) -> Value {
+    json!({
+        "name": "istio-eastwestgateway",
+        "networkGateway": network,
+        "labels": {
+            "app": "istio-eastwestgateway",
+            "istio": "eastwestgateway",
+            "topology.istio.io/network": network,
+        },
+    })
+}
+
+/// `global.hub` / `global.tag` overrides for Istio's own images, merged into trees
+/// that install istiod or gateways through istioctl.
+pub fn with_images(mut values: Value, hub: Option<&str>, tag: Option<&str>) -> Value {
+    if let Some(hub) = hub {
+        values["global"]["hub"] = json!(hub);
+    }
+    if let Some(tag) = tag {
+        values["global"]["tag"] = json!(tag);
+    }
+    values
+}
+
+/// SIMPLE variant: proxies discover and get certificates at the external address,
+/// verifying the gateway with [`SIMPLE_CA_BUNDLE`].
+fn simple_mesh_config(external_addr: IpAddr) -> Value {
+    json!({
+        "defaultConfig": {
+            "discoveryAddress": host_port(external_addr, XDS_PORT),
+            "proxyMetadata": simple_proxy_metadata(),
+        },
+    })
+}
+
+fn simple_proxy_metadata() -> Value {
+    json!({ "XDS_ROOT_CA": SIMPLE_CA_BUNDLE, "CA_ROOT_CA": SIMPLE_CA_BUNDLE })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::{NetworkMode, Topology};
+    use rstest::rstest;
+
+    const ADDR: &str = "172.18.6.66";
+
+    fn v(s: &str) -> IstioVersion {
+        s.parse().unwrap()
+    }
+
+    fn topo(remotes: usize) -> Topology {
+        Topology::new(remotes, NetworkMode::MultiNetwork).unwrap()
+    }
+
+    fn addr() -> IpAddr {
+        ADDR.parse().unwrap()
+    }
+
+    /// The config cluster's remote profile (procedure.md), 1.24 and later.
+    #[rstest]
+    #[case("1.24.0")]
+    #[case("1.24.6")]
+    #[case("1.29.6")]
+    #[case("1.30.3")]
+    fn remote_profile_from_1_24_is_profile_remote(#[case] version: &str) {
+        let t = topo(1);
+        let r = remote_profile(v(version), t.config(), true, addr(), GatewayTls::Passthrough);
+        assert_eq!(r.profile, Some("remote"));
+        assert_eq!(r.helm_profile, Some("remote"));
+        assert_eq!(r.components, json!({}));
+        assert_eq!(r.values["global"]["istioNamespace"], "external-istiod");
+        assert_eq!(r.values["global"]["configCluster"], true);
+        assert_eq!(r.values["pilot"]["configMap"], true);
+        assert_eq!(
+            r.values["istiodRemote"]["injectionPath"],
+            "/inject/cluster/remote1/net/network1"
+        );
+        assert_eq!(r.values["global"]["remotePilotAddress"], ADDR);
+        assert_eq!(r.values["defaultRevision"], "default");
+        assert!(r.mesh_config.is_null(), "PASSTHROUGH keeps the chart's discovery address");
+    }
+
+    /// 1.22 and 1.23: `istiodRemote` enabled with base and pilot disabled, no
+    /// `profile` for Helm (the separate `istiod-remote` chart).
+    #[rstest]
+    #[case("1.22.0")]
+    #[case("1.22.8")]
+    #[case("1.23.6")]
+    fn remote_profile_before_1_24_is_istiod_remote(#[case] version: &str) {
+        let t = topo(1);
+        let r = remote_profile(v(version), t.config(), true, addr(), GatewayTls::Passthrough);
+        assert_eq!(
+            r.components,
+            json!({
+                "base": { "enabled": false },
+                "pilot": { "enabled": false },
+                "istiodRemote": { "enabled": true },
+            })
+        );
+        assert_eq!(r.helm_profile, None);
+        assert_eq!(r.values.get("defaultRevision"), None);
+        assert_eq!(
+            r.values["istiodRemote"]["injectionPath"],
+            "/inject/cluster/remote1/net/network1"
+        );
+        assert_eq!(r.values["global"]["remotePilotAddress"], ADDR);
+        assert_eq!(r.values["global"]["configCluster"], true);
+        assert_eq!(r.values["pilot"]["configMap"], true);
+    }
+
+    /// The path form, never the older `injectionURL` / `base.validationURL`.
+    #[test]
+    fn remote_profile_uses_the_inject_path_not_urls() {
+        let t = topo(1);
+        for version in ["1.22.8", "1.30.3"] {
+            let r = remote_profile(v(version), t.config(), true, addr(), GatewayTls::Simple);
+            let text = r.values.to_string();
+            assert!(!text.contains("injectionURL"), "{text}");
+            assert!(!text.contains("validationURL"), "{text}");
+        }
+    }
+
+    #[test]
+    fn further_remote_has_its_own_inject_path_and_no_mesh_config() {
+        let t = topo(2);
+        let r2 = t.by_name("remote2").unwrap();
+        let r = remote_profile(v("1.30.3"), r2, false, addr(), GatewayTls::Passthrough);
+        assert_eq!(
+            r.values["istiodRemote"]["injectionPath"],
+            "/inject/cluster/remote2/net/network2"
+        );
+        assert_eq!(r.values["global"]["remotePilotAddress"], ADDR);
+        assert_eq!(r.values["global"].get("configCluster"), None);
+        assert_eq!(r.values.get("pilot"), None);
+    }
+
+    /// External istiod (all supported versions): every value of procedure.md.
+    #[rstest]
+    #[case(GatewayTls::Passthrough)]
+    #[case(GatewayTls::Simple)]
+    fn external_istiod_values(#[case] tls: GatewayTls) {
+        let t = topo(1);
+        let e = external_istiod(t.config(), addr(), tls);
+        assert_eq!(e.profile, Some("empty"));
+        assert_eq!(e.components, json!({ "pilot": { "enabled": true } }));
+        assert_eq!(e.mesh_config["rootNamespace"], "external-istiod");
+        assert_eq!(e.mesh_config["defaultConfig"]["discoveryAddress"], "172.18.6.66:15012");
+        let g = &e.values["global"];
+        assert_eq!(g["caAddress"], "172.18.6.66:15012");
+        assert_eq!(g["istioNamespace"], "external-istiod");
+        assert_eq!(g["operatorManageWebhooks"], true);
+        assert_eq!(g["configValidation"], false);
+        assert_eq!(g["meshID"], "mesh1");
+        assert_eq!(g["multiCluster"]["clusterName"], "remote1");
+        assert_eq!(g["externalIstiod"], true);
+        assert_eq!(
+            e.values["pilot"]["volumes"],
+            json!([
+                { "name": "config-volume", "configMap": { "name": "istio" } },
+                { "name": "inject-volume", "configMap": { "name": "istio-sidecar-injector" } },
+            ])
+        );
+        assert_eq!(
+            e.values["pilot"]["volumeMounts"],
+            json!([
+                { "name": "config-volume", "mountPath": "/etc/istio/config" },
+                { "name": "inject-volume", "mountPath": "/var/lib/istio/inject" },
+            ])
+        );
+    }
+
+    #[test]
+    fn external_istiod_env_names_both_webhooks_and_the_config_cluster() {
+        let t = topo(1);
+        let env = external_istiod_env(t.config());
+        assert_eq!(
+            env,
+            json!({
+                "INJECTION_WEBHOOK_CONFIG_NAME": "istio-sidecar-injector-external-istiod",
+                "VALIDATION_WEBHOOK_CONFIG_NAME": "istio-validator-external-istiod",
+                "EXTERNAL_ISTIOD": "true",
+                "LOCAL_CLUSTER_SECRET_WATCHER": "true",
+                "CLUSTER_ID": "remote1",
+                "SHARED_MESH_CONFIG": "istio",
+                "PILOT_ENABLE_CONFIG_DISTRIBUTION_TRACKING": "true",
+            })
+        );
+        // Env values are strings: the chart quotes them, Kubernetes requires it.
+        assert!(env.as_object().unwrap().values().all(Value::is_string));
+    }
+
+    #[test]
+    fn simple_variant_points_proxies_at_the_gateway_with_a_ca_bundle() {
+        let t = topo(1);
+        let r = remote_profile(v("1.30.3"), t.config(), true, addr(), GatewayTls::Simple);
+        let dc = &r.mesh_config["defaultConfig"];
+        assert_eq!(dc["discoveryAddress"], "172.18.6.66:15012");
+        assert_eq!(dc["proxyMetadata"]["XDS_ROOT_CA"], SIMPLE_CA_BUNDLE);
+        assert_eq!(dc["proxyMetadata"]["CA_ROOT_CA"], SIMPLE_CA_BUNDLE);
+        assert_eq!(r.values["global"]["caAddress"], "172.18.6.66:15012");
+        let e = external_istiod(t.config(), addr(), GatewayTls::Simple);
+        assert_eq!(
+            e.mesh_config["defaultConfig"]["proxyMetadata"]["XDS_ROOT_CA"],
+            SIMPLE_CA_BUNDLE
+        );
+        let passthrough = external_istiod(t.config(), addr(), GatewayTls::Passthrough);
+        assert_eq!(passthrough.mesh_config["defaultConfig"].get("proxyMetadata"), None);
+    }
+
+    #[test]
+    fn control_plane_gateway_exposes_status_xds_and_webhook() {
+        let ports = control_plane_gateway_ports();
+        let named: Vec<(u64, &str)> = ports
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["port"].as_u64().unwrap(), p["name"].as_str().unwrap()))
+            .collect();
+        assert_eq!(named, [(15021, "status-port"), (15012, "tls-xds"), (15017, "tls-webhook")]);
+        let iop = control_plane_gateway();
+        assert_eq!(iop.profile, None, "the guide installs the default profile");
+        assert_eq!(iop.components["ingressGateways"][0]["k8s"]["service"]["ports"], ports);
+        let helm = control_plane_gateway_helm();
+        assert_eq!(helm["service"]["ports"], ports);
+        assert_eq!(helm["labels"]["istio"], "ingressgateway");
+    }
+
+    #[test]
+    fn eastwest_gateway_follows_gen_eastwest_gateway() {
+        let e = eastwest_gateway("network2");
+        let gw = &e.components["ingressGateways"][0];
+        assert_eq!(gw["name"], "istio-eastwestgateway");
+        assert_eq!(gw["label"]["istio"], "eastwestgateway");
+        assert_eq!(gw["label"]["topology.istio.io/network"], "network2");
+        assert_eq!(gw["k8s"]["env"][0]["value"], "network2");
+        let ports: Vec<u64> = gw["k8s"]["service"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["port"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ports, [15021, 15443, 15012, 15017]);
+        assert_eq!(e.values["global"]["network"], "network2");
+        assert_eq!(e.values["global"]["istioNamespace"], "external-istiod");
+        assert_eq!(eastwest_gateway_helm("network2")["networkGateway"], "network2");
+    }
+
+    #[test]
+    fn ingress_gateway_uses_the_gateway_injection_template() {
+        let g = remote_ingress_gateway();
+        assert_eq!(g.profile, Some("empty"));
+        assert_eq!(g.components["ingressGateways"][0]["namespace"], "external-istiod");
+        assert_eq!(g.values["gateways"]["istio-ingressgateway"]["injectionTemplate"], "gateway");
+    }
+
+    #[test]
+    fn ipv6_addresses_are_bracketed_with_ports() {
+        assert_eq!(host_port("fd00::66".parse().unwrap(), 15012), "[fd00::66]:15012");
+        assert_eq!(host_port(addr(), 15017), "172.18.6.66:15017");
+    }
+
+    #[test]
+    fn image_overrides_go_to_global() {
+        let values = with_images(json!({ "pilot": {} }), Some("quay.io/vendor"), Some("1.30.3-v"));
+        assert_eq!(values["global"]["hub"], "quay.io/vendor");
+        assert_eq!(values["global"]["tag"], "1.30.3-v");
+        assert_eq!(with_images(json!({}), None, None), json!({}));
+    }
+}
