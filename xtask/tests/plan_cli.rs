@@ -1,0 +1,184 @@
+//! `cargo xtask plan` as users run it: the printed plan, the written files, and
+//! one-line errors with a non-zero exit for bad input.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn xtask(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("plan")
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("xtask runs")
+}
+
+/// Asserts a failure with exactly one line on stderr, starting `error: `, holding
+/// every one of `needles`.
+fn assert_one_line_error(out: &Output, needles: &[&str]) {
+    assert!(!out.status.success(), "expected failure, got {:?}", out.status);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "not one line:\n{stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    for n in needles {
+        assert!(lines[0].contains(n), "`{n}` missing from: {stderr}");
+    }
+    assert!(
+        out.stdout.is_empty(),
+        "a failed plan printed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn default_plan_is_the_newest_istio_with_istioctl_one_remote_and_passthrough() {
+    let out = xtask(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let first = text.lines().next().unwrap();
+    assert_eq!(
+        first,
+        "Install plan: Istio 1.30.3 with istioctl, 1 remote(s) (multi-network), gateway TLS \
+         passthrough, external address 192.0.2.10"
+    );
+    for step in ["1. [external]", "2. [config]", "3. [external]", "4. [external]", "5. [external]"]
+    {
+        assert!(text.contains(step), "{step} missing:\n{text}");
+    }
+    assert!(text.contains("6. [config]") && text.contains("7. [config]") && text.contains("9. ["));
+    assert!(!text.contains("8. ["), "one remote has no step 8:\n{text}");
+    assert!(text.contains("run istioctl install -y -f external/controlplane-gateway.yaml"));
+}
+
+#[test]
+fn helm_simple_two_remotes_prints_every_step() {
+    let out = xtask(&[
+        "--istio",
+        "1.23.6",
+        "--installer",
+        "helm",
+        "--remotes",
+        "2",
+        "--gateway-tls",
+        "simple",
+        "--external-addr",
+        "172.18.6.66",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("Istio 1.23.6 with helm, 2 remote(s)"), "{text}");
+    assert!(text.contains("run helm upgrade --install istiod-remote istiod-remote"), "{text}");
+    assert!(text.contains("8. [remote2]"), "{text}");
+    assert!(text.contains("apply external/gateway-tls-secret.yaml"), "{text}");
+    assert!(!text.contains("PRIVATE KEY"));
+}
+
+#[test]
+fn unsupported_version_names_the_supported_range() {
+    let out = xtask(&["--istio", "1.21.0"]);
+    assert_one_line_error(&out, &["1.21.0", "1.22.0 to 1.30.x"]);
+}
+
+#[test]
+fn unknown_version_is_refused() {
+    assert_one_line_error(&xtask(&["--istio", "1.99.0"]), &["1.99.0", "1.22.0 to 1.30.x"]);
+    assert_one_line_error(&xtask(&["--istio", "latest"]), &["`latest` is not an Istio version"]);
+}
+
+#[test]
+fn zero_remotes_is_refused() {
+    assert_one_line_error(&xtask(&["--remotes", "0"]), &["--remotes must be between 1 and"]);
+}
+
+#[test]
+fn hostname_as_external_addr_is_refused() {
+    let out = xtask(&["--external-addr", "istiod.example.com"]);
+    assert_one_line_error(&out, &["istiod.example.com", "not an IP address", "istio/istio#45014"]);
+}
+
+#[test]
+fn unwritable_out_is_refused_naming_the_directory() {
+    // Tests may run as root, which writes anywhere: a path beneath a regular file is
+    // unwritable for everyone.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "").unwrap();
+    let out_dir = file.join("plan");
+    let out = xtask(&["--out", out_dir.to_str().unwrap()]);
+    assert_one_line_error(&out, &["cannot write the plan to", out_dir.to_str().unwrap()]);
+}
+
+fn read(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+/// The issue's acceptance command: every value of procedure.md is in the files.
+#[test]
+fn out_writes_every_file_and_plan_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out =
+        xtask(&["--istio", "1.30.3", "--remotes", "2", "--out", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains(&format!("files to {}", dir.path().display())), "{stdout}");
+
+    let plan: serde_json::Value = serde_json::from_str(&read(dir.path(), "plan.json")).unwrap();
+    let files = plan["files"].as_array().unwrap();
+    for f in files {
+        let path = dir.path().join(f["path"].as_str().unwrap());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        let private = f["private"].as_bool().unwrap();
+        assert_eq!(mode, if private { 0o600 } else { 0o644 }, "{}", path.display());
+    }
+    let steps = plan["steps"].as_array().unwrap();
+    assert_eq!(steps[0]["cluster"], "external");
+    assert_eq!(steps[0]["number"], 1);
+
+    let config = read(dir.path(), "config/remote-config-cluster.yaml");
+    for v in [
+        "profile: remote",
+        "configCluster: true",
+        "configMap: true",
+        "injectionPath: /inject/cluster/remote1/net/network1",
+        "remotePilotAddress:",
+    ] {
+        assert!(config.contains(v), "{v}:\n{config}");
+    }
+    let istiod = read(dir.path(), "external/istiod.yaml");
+    for v in [
+        "EXTERNAL_ISTIOD: \"true\"",
+        "LOCAL_CLUSTER_SECRET_WATCHER: \"true\"",
+        "CLUSTER_ID: remote1",
+        "SHARED_MESH_CONFIG: istio",
+        "istio-sidecar-injector-external-istiod",
+        "istio-validator-external-istiod",
+        "caAddress: 192.0.2.10:15012",
+        "discoveryAddress: 192.0.2.10:15012",
+    ] {
+        assert!(istiod.contains(v), "{v}:\n{istiod}");
+    }
+    let gw = read(dir.path(), "external/external-istiod-gw.yaml");
+    assert_eq!(gw.matches("mode: PASSTHROUGH").count(), 2, "{gw}");
+    assert!(gw.contains("number: 443"), "{gw}");
+    let remote2 = read(dir.path(), "remote2/remote-config-cluster.yaml");
+    assert!(remote2.contains("/inject/cluster/remote2/net/network2"), "{remote2}");
+    let json = read(dir.path(), "plan.json");
+    assert!(json.contains("\"topology.istio.io/controlPlaneClusters\": \"remote1\""));
+    assert!(json.contains("\"secret_type\": \"remote\""));
+}
+
+#[test]
+fn simple_out_writes_keys_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = xtask(&["--gateway-tls", "simple", "--out", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for key in
+        ["external/tls/server.key", "external/tls/ca.key", "external/gateway-tls-secret.yaml"]
+    {
+        let mode = std::fs::metadata(dir.path().join(key)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{key}");
+    }
+    assert!(read(dir.path(), "external/tls/server.key").starts_with("-----BEGIN PRIVATE KEY-----"));
+}
