@@ -1,0 +1,190 @@
+//! The apiserver provider against real Docker and real Kubernetes binaries. Run with
+//! `cargo xtask test`, which provides both; without them these tests fail (they never
+//! skip) with a message saying so.
+
+use std::collections::BTreeSet;
+
+use ecp_harness::cluster::docker::{self, Labelled};
+use ecp_harness::cluster::{ApiserverOptions, ApiserverRun, RUN_ID_LABEL, RunId};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
+use kube::api::ListParams;
+
+async fn labelled(run: &RunId) -> Labelled {
+    let d = docker::connect().await.unwrap();
+    docker::list_labelled(&d, &docker::run_filter(run)).await.unwrap()
+}
+
+fn assert_gone(what: &Labelled, run: &RunId) {
+    assert!(
+        what.is_empty(),
+        "run {run} left behind containers {:?} and networks {:?}",
+        what.containers.iter().map(|c| &c.name).collect::<Vec<_>>(),
+        what.networks.iter().map(|n| &n.name).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_cluster_serves_the_api_with_its_own_ca() {
+    let run = ApiserverRun::start(ApiserverOptions::numbered(1)).await.unwrap();
+    let c = &run.clusters()[0];
+    assert_eq!(c.name, "c1");
+    assert_eq!(c.address.port(), 6443);
+
+    // The admin client verifies the cluster's CA and sees the built-in namespaces.
+    let client = c.client().await.unwrap();
+    let names: BTreeSet<String> = Api::<Namespace>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect();
+    assert!(names.contains("default") && names.contains("kube-system"), "{names:?}");
+    let ready = client.request_text(http::Request::get("/readyz").body(vec![]).unwrap()).await;
+    assert_eq!(ready.unwrap(), "ok");
+
+    // Both kubeconfigs name the container's address on the internal network, embed the
+    // CA, and never switch verification off.
+    for path in [&c.host_kubeconfig, &c.peer_kubeconfig] {
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(text.contains(&format!("server: https://{}", c.address)), "{}", path.display());
+        assert!(!text.contains("insecure-skip-tls-verify"));
+    }
+
+    // A CA other than the cluster's is refused: verification is really on.
+    let mut other = kube::config::Kubeconfig::read_from(&c.host_kubeconfig).unwrap();
+    let foreign = rcgen::generate_simple_self_signed(vec!["c1".to_string()]).unwrap();
+    use base64::Engine;
+    other.clusters[0].cluster.as_mut().unwrap().certificate_authority_data =
+        Some(base64::engine::general_purpose::STANDARD.encode(foreign.cert.pem()));
+    let cfg = kube::Config::from_custom_kubeconfig(other, &Default::default()).await.unwrap();
+    let untrusting = kube::Client::try_from(cfg).unwrap();
+    let err = Api::<Namespace>::all(untrusting).list(&ListParams::default()).await;
+    assert!(err.is_err(), "a client trusting another CA must not connect");
+
+    let run_id = run.run_id().clone();
+    assert_eq!(labelled(&run_id).await.containers.len(), 1);
+    run.down().await.unwrap();
+    assert_gone(&labelled(&run_id).await, &run_id);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clusters_of_a_run_share_one_internal_network_and_labels() {
+    let run = ApiserverRun::start(ApiserverOptions::numbered(2)).await.unwrap();
+    let d = docker::connect().await.unwrap();
+    let net = d.inspect_network(run.network(), None).await.unwrap();
+    assert_eq!(net.internal, Some(true), "the run's network must be --internal");
+    assert_eq!(
+        net.labels.unwrap_or_default().get(RUN_ID_LABEL).map(String::as_str),
+        Some(run.run_id().as_str())
+    );
+
+    let subnet: ipnet::IpNet =
+        net.ipam.unwrap().config.unwrap()[0].subnet.clone().unwrap().parse().unwrap();
+    for c in run.clusters() {
+        assert!(subnet.contains(&c.address.ip()), "{} outside {subnet}", c.address);
+        // The container is attached to the internal network and to nothing else.
+        let info = d.inspect_container(c.container_id(), None).await.unwrap();
+        let networks: Vec<String> =
+            info.network_settings.unwrap().networks.unwrap().into_keys().collect();
+        assert_eq!(networks, [run.network().to_string()]);
+        let labels = info.config.unwrap().labels.unwrap();
+        assert_eq!(labels.get(RUN_ID_LABEL).map(String::as_str), Some(run.run_id().as_str()));
+        // Each cluster has its own CA: the other cluster's client cannot be used.
+        assert!(c.client().await.unwrap().apiserver_version().await.is_ok());
+    }
+    let (a, b) = (&run.clusters()[0], &run.clusters()[1]);
+    assert_ne!(a.address, b.address);
+    assert_ne!(a.ca_pem, b.ca_pem);
+    assert_ne!(a.service_cidr, b.service_cidr);
+
+    let run_id = run.run_id().clone();
+    drop(run);
+    assert_gone(&labelled(&run_id).await, &run_id);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panicking_test_leaves_nothing_behind() {
+    let run_id = RunId::new();
+    let opts = ApiserverOptions { run_id: Some(run_id.clone()), ..ApiserverOptions::numbered(1) };
+    let task = tokio::spawn(async move {
+        let run = ApiserverRun::start(opts).await.unwrap();
+        assert_eq!(run.clusters().len(), 1);
+        panic!("test failure while holding the run");
+    });
+    let joined = task.await;
+    assert!(joined.unwrap_err().is_panic());
+    assert_gone(&labelled(&run_id).await, &run_id);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_start_leaves_nothing_behind() {
+    let run_id = RunId::new();
+    let opts = ApiserverOptions {
+        run_id: Some(run_id.clone()),
+        // No API server becomes ready within a millisecond.
+        ready_timeout: std::time::Duration::from_millis(1),
+        ..ApiserverOptions::numbered(2)
+    };
+    let err = ApiserverRun::start(opts).await.unwrap_err().to_string();
+    assert!(err.contains("not ready"), "{err}");
+    assert_gone(&labelled(&run_id).await, &run_id);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_start_leaves_nothing_behind() {
+    let run_id = RunId::new();
+    let opts = ApiserverOptions { run_id: Some(run_id.clone()), ..ApiserverOptions::numbered(1) };
+    // Cancel the start as soon as the run's network exists.
+    // Boxed, so that `drop(start)` below really drops the future.
+    let mut start = Box::pin(ApiserverRun::start(opts));
+    let d = docker::connect().await.unwrap();
+    let filter = docker::run_filter(&run_id);
+    let cancelled = loop {
+        tokio::select! {
+            res = start.as_mut() => break res.map(|_| false).unwrap(),
+            _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {
+                if !docker::list_labelled(&d, &filter).await.unwrap().networks.is_empty() {
+                    break true;
+                }
+            }
+        }
+    };
+    assert!(cancelled, "the start finished before it could be cancelled");
+    drop(start);
+    assert_gone(&labelled(&run_id).await, &run_id);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killing_a_cluster_stops_its_api_and_logs_stay_readable() {
+    let run = ApiserverRun::start(ApiserverOptions::numbered(1)).await.unwrap();
+    let c = &run.clusters()[0];
+    let client = c.client().await.unwrap();
+    assert!(client.apiserver_version().await.is_ok());
+    let logs = c.logs().await.unwrap();
+    assert!(logs.contains("starting etcd, kube-apiserver"), "{logs}");
+    assert!(!logs.contains("PRIVATE KEY"));
+
+    c.kill().await.unwrap();
+    assert!(c.client().await.unwrap().apiserver_version().await.is_err());
+    let run_id = run.run_id().clone();
+    drop(run);
+    assert_gone(&labelled(&run_id).await, &run_id);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disconnected_cluster_is_unreachable() {
+    let run = ApiserverRun::start(ApiserverOptions::numbered(1)).await.unwrap();
+    let c = &run.clusters()[0];
+    c.disconnect().await.unwrap();
+    let d = docker::connect().await.unwrap();
+    let info = d.inspect_container(c.container_id(), None).await.unwrap();
+    let networks = info.network_settings.unwrap().networks.unwrap_or_default();
+    assert!(networks.is_empty(), "still attached to {:?}", networks.keys());
+    let client = c.client().await.unwrap();
+    let answer =
+        tokio::time::timeout(std::time::Duration::from_secs(5), client.apiserver_version()).await;
+    assert!(!matches!(answer, Ok(Ok(_))), "a disconnected API server answered");
+}
