@@ -264,7 +264,7 @@ where
             _ => Stdin::None,
         };
         let argv = step.argv().unwrap_or_default();
-        let out = exec::exec(docker, node.container, &argv, stdin, true)
+        let out = exec::exec(docker, node.container, &argv, stdin, opts.privileged)
             .await
             .map_err(|source| KindError::exec(cluster, &step, source))?;
         if out.exit_code != 0 {
@@ -309,7 +309,7 @@ pub async fn wait_node_ready(
     let api: kube::Api<Node> = kube::Api::all(client.clone());
     crate::kube::wait::until(cluster, &api, node, "node Ready", node_is_ready, timeout)
         .await
-        .map_err(|source| KindError::NodeNotReady { cluster: cluster.to_string(), source })
+        .map_err(|e| KindError::NodeNotReady { cluster: cluster.to_string(), source: Box::new(e) })
 }
 
 /// The Node's Ready condition is True.

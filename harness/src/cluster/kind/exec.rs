@@ -191,6 +191,9 @@ pub async fn wait_for_log_line(
 }
 
 /// Writes one file into the container (parent directory must exist), with `mode`.
+/// Not into tmpfs mounts (`/tmp`, `/run` of a node): Docker extracts archives into the
+/// container's own filesystem, beneath such mounts, where nothing sees them; write
+/// there through an exec (`cp /dev/stdin <path>`, as the bootstrap does).
 pub async fn upload_file(
     docker: &Docker,
     container: &str,

@@ -73,6 +73,11 @@ pub struct KindOptions {
     pub internal_network: bool,
     /// Bind the host's `/lib/modules` read-only, as kind does (some hosts have none).
     pub mount_lib_modules: bool,
+    /// Privileged node containers and execs, as kind's. Only the plumbing self-tests
+    /// turn it off, on Docker hosts that cannot grant every capability (a daemon that
+    /// itself runs with a reduced capability set: runc then fails "unable to apply
+    /// caps"); no real node boots without it.
+    pub privileged: bool,
     pub registry_mirrors: Vec<RegistryMirror>,
     /// Further names or addresses for the API server certificates.
     pub extra_cert_sans: Vec<String>,
@@ -92,6 +97,7 @@ impl KindOptions {
             node_image: node_image.into(),
             internal_network: false,
             mount_lib_modules: true,
+            privileged: true,
             registry_mirrors: Vec::new(),
             extra_cert_sans: Vec::new(),
             systemd_timeout: bootstrap::SYSTEMD_TIMEOUT,
@@ -128,7 +134,7 @@ pub enum KindError {
     NodeNotReady {
         cluster: String,
         #[source]
-        source: crate::kube::wait::WaitError,
+        source: Box<crate::kube::wait::WaitError>,
     },
     #[error("cluster {cluster}: MetalLB: {detail}")]
     MetalLb { cluster: String, detail: String },
@@ -349,7 +355,8 @@ impl KindRun {
             self.clusters.iter().map(|c| (c.spec.name.clone(), c.ip)).collect();
         for route in routes::same_network_routes(topology, &ips) {
             let Some(c) = self.cluster(&route.cluster) else { continue };
-            let out = exec::exec(&self.docker, &c.node, &route.argv(), exec::Stdin::None, true)
+            let argv = route.argv();
+            let out = exec::exec(&self.docker, &c.node, &argv, exec::Stdin::None, true)
                 .await
                 .map_err(|source| KindError::Exec {
                     cluster: route.cluster.clone(),
@@ -360,7 +367,7 @@ impl KindRun {
                 return Err(KindError::Step {
                     cluster: route.cluster.clone(),
                     step: "add route",
-                    detail: bootstrap::describe_failure(&route.argv(), &out),
+                    detail: bootstrap::describe_failure(&argv, &out),
                 });
             }
         }
@@ -634,7 +641,7 @@ pub async fn preflight(
         } else {
             Err("not tried".to_string())
         };
-        if let Err(why) = pulled {
+        if let Err(why) = &pulled {
             problems.push(format!(
                 "node image {image} is not present locally and could not be pulled ({why}): \
                  run `docker pull {image}` where a registry is reachable (then `docker save` / \
@@ -643,7 +650,60 @@ pub async fn preflight(
             ));
         }
     }
+    if problems.is_empty() {
+        match privileged_containers_work(&docker, &opts.node_image, &opts.run_id).await {
+            Ok(true) => {}
+            Ok(false) if opts.privileged => problems.push(
+                "this Docker daemon cannot start privileged containers (\"unable to apply \
+                 caps\": it runs without every capability, e.g. inside an unprivileged \
+                 container): kind nodes need them; use a host where `docker run --privileged` \
+                 works"
+                    .to_string(),
+            ),
+            Ok(false) => report
+                .warnings
+                .push("privileged containers do not work here (privileged: false)".to_string()),
+            Err(e) => problems.push(format!("probing privileged containers failed: {e}")),
+        }
+    }
     if problems.is_empty() { Ok(report) } else { Err(KindError::Preflight { problems }) }
+}
+
+/// Whether this Docker daemon can start a privileged container from `image` (kind
+/// nodes must be privileged). A daemon that runs with a reduced capability set itself
+/// cannot: runc fails with "unable to apply caps". Other failures are errors.
+pub async fn privileged_containers_work(
+    docker: &Docker,
+    image: &str,
+    run_id: &RunId,
+) -> Result<bool, KindError> {
+    use bollard::models::{ContainerCreateBody, HostConfig};
+    let name = format!("ecp-kind-probe-{run_id}");
+    let body = ContainerCreateBody {
+        image: Some(image.to_string()),
+        entrypoint: Some(["/bin/sh", "-c", "exit 0"].map(String::from).to_vec()),
+        labels: Some(docker::labels(run_id, node::PROVIDER)),
+        host_config: Some(HostConfig {
+            privileged: Some(true),
+            network_mode: Some("none".to_string()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let opts = bollard::query_parameters::CreateContainerOptionsBuilder::new().name(&name).build();
+    let created = docker
+        .create_container(Some(opts), body)
+        .await
+        .map_err(KindError::docker(format!("create probe container {name}")))?;
+    let started = docker.start_container(&created.id, None).await;
+    let remove =
+        bollard::query_parameters::RemoveContainerOptionsBuilder::new().force(true).build();
+    let _ = docker.remove_container(&created.id, Some(remove)).await;
+    match started {
+        Ok(()) => Ok(true),
+        Err(e) if e.to_string().contains("apply caps") => Ok(false),
+        Err(e) => Err(KindError::docker(format!("start probe container {name}"))(e)),
+    }
 }
 
 /// kind's advice on inotify limits (many kubelets on one host exhaust the defaults).

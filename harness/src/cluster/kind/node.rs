@@ -94,7 +94,7 @@ impl NodeContainerSpec {
         let binds =
             opts.mount_lib_modules.then(|| vec!["/lib/modules:/lib/modules:ro".to_string()]);
         let host_config = HostConfig {
-            privileged: Some(true),
+            privileged: Some(opts.privileged),
             security_opt: Some(vec![
                 "seccomp=unconfined".to_string(),
                 "apparmor=unconfined".to_string(),
@@ -224,6 +224,16 @@ mod tests {
             json["HostConfig"]["RestartPolicy"],
             serde_json::json!({"Name": "on-failure", "MaximumRetryCount": 1})
         );
+    }
+
+    #[test]
+    fn privilege_can_be_dropped_only_explicitly() {
+        let t = Topology::new(1, NetworkMode::default()).unwrap();
+        let mut o = options();
+        assert!(o.privileged);
+        o.privileged = false;
+        let spec = NodeContainerSpec::for_cluster(t.external(), &o);
+        assert_eq!(spec.body.host_config.unwrap().privileged, Some(false));
     }
 
     #[test]
