@@ -441,6 +441,7 @@ pub async fn create_network(
 }
 
 /// A started node container, before its bootstrap.
+#[cfg_attr(test, derive(Clone))]
 struct StartedNode {
     spec: ClusterSpec,
     name: String,

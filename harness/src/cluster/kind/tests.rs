@@ -430,3 +430,31 @@ async fn preflight_with_a_local_image_checks_that_privileged_containers_start() 
     let left = docker::list_labelled(&docker, &docker::run_filter(&run_id)).await.unwrap();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn kubeconfigs_for_host_and_peers_carry_admin_credentials_and_their_own_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = Topology::new(1, NetworkMode::default()).unwrap().clusters[1].clone();
+    let published = StartedNode {
+        spec: spec.clone(),
+        name: "config-control-plane".into(),
+        id: "id".into(),
+        ip: std::net::Ipv4Addr::new(172, 18, 0, 3),
+        host_port: 40123,
+    };
+    let internal_only = StartedNode { host_port: 0, ..published.clone() };
+    assert_eq!(host_server(&published), "https://127.0.0.1:40123");
+    assert_eq!(host_server(&internal_only), "https://172.18.0.3:6443");
+
+    let path = dir.path().join("config.peer.kubeconfig");
+    write_kubeconfig("config", &fake_admin_conf(), "https://172.18.0.3:6443", &path).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    let kc = kube::config::Kubeconfig::read_from(&path).unwrap();
+    assert_eq!(kc.current_context.as_deref(), Some("config"));
+    let cluster = kc.clusters[0].cluster.as_ref().unwrap();
+    assert_eq!(cluster.server.as_deref(), Some("https://172.18.0.3:6443"));
+    assert_eq!(cluster.insecure_skip_tls_verify, None);
+    let ca = STANDARD.decode(cluster.certificate_authority_data.as_deref().unwrap()).unwrap();
+    assert!(String::from_utf8(ca).unwrap().contains("\nCA\n"));
+}
