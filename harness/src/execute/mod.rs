@@ -17,6 +17,7 @@
 
 pub mod checks;
 pub mod command;
+pub mod preflight;
 pub mod progress;
 
 use std::collections::BTreeMap;

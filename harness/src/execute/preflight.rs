@@ -1,0 +1,280 @@
+//! What an install needs before anything is created, checked within seconds: the
+//! programs its plan runs (istioctl from `--istioctl PATH` or the release, helm), the
+//! release when the plan uses it, and the images (present locally, or their registry
+//! reachable). Each problem names what is missing and how to provide it.
+
+use std::net::ToSocketAddrs as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::install::{Action, Plan, Program};
+use crate::istio::release::{Release, ReleaseSource};
+use crate::istio::tools;
+use crate::version::IstioVersion;
+
+use super::command::Programs;
+
+/// How long a registry may take to resolve and accept a connection.
+pub const REACH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a plan runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanNeeds {
+    pub istioctl: bool,
+    pub helm: bool,
+    /// A chart (or file) of the unpacked release (`{istio-release}`).
+    pub release: bool,
+}
+
+/// Reads from a plan which programs and files it needs.
+pub fn plan_needs(plan: &Plan) -> PlanNeeds {
+    let mut needs = PlanNeeds::default();
+    for action in plan.steps.iter().flat_map(|s| &s.actions) {
+        if let Action::Run { program, args, .. } = action {
+            match program {
+                Program::Istioctl => needs.istioctl = true,
+                Program::Helm => needs.helm = true,
+            }
+            if args.iter().any(|a| a.contains(crate::install::plan::RELEASE_DIR_PLACEHOLDER)) {
+                needs.release = true;
+            }
+        }
+    }
+    needs
+}
+
+/// The programs for a plan: `--istioctl PATH` or the release's istioctl, `--helm PATH`
+/// or helm on `PATH`, the release when needed (from the cache, else downloaded and
+/// verified). Problems are returned, all of them, in that order.
+pub async fn programs(
+    version: IstioVersion,
+    needs: PlanNeeds,
+    istioctl: Option<&std::path::Path>,
+    helm: Option<&std::path::Path>,
+    source: &ReleaseSource,
+) -> Result<(Programs, Option<Release>), Vec<String>> {
+    let mut problems = Vec::new();
+    let release_needed = needs.release || (needs.istioctl && istioctl.is_none());
+    let release = if release_needed {
+        match source.fetch(version).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                problems.push(format!("Istio {version} release: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let istioctl_path = match istioctl {
+        Some(path) => match tools::istioctl(path) {
+            Ok(p) => {
+                if let Some(found) = tools::istioctl_client_version(&p).await
+                    && found != version.to_string()
+                {
+                    tracing::warn!(%found, %version, "the istioctl given reports another version");
+                }
+                p
+            }
+            Err(e) => {
+                problems.push(format!("{e}: pass the path of an istioctl binary"));
+                PathBuf::new()
+            }
+        },
+        None => {
+            release.as_ref().map(Release::istioctl).unwrap_or_else(|| PathBuf::from("istioctl"))
+        }
+    };
+    let helm_path = if needs.helm {
+        match tools::helm(helm) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                problems.push(e.to_string());
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let programs = Programs {
+        istioctl: istioctl_path,
+        helm: helm_path,
+        release_dir: release.as_ref().map(|r| r.root.clone()),
+    };
+    Ok((programs, release))
+}
+
+/// Istio's own images for a hub and tag (`pilot`, `proxyv2`).
+pub fn istio_images(version: IstioVersion, hub: Option<&str>, tag: Option<&str>) -> Vec<String> {
+    let hub = hub.unwrap_or(version.default_hub()).trim_end_matches('/');
+    let tag = tag.map(str::to_string).unwrap_or_else(|| version.to_string());
+    ["pilot", "proxyv2"].iter().map(|image| format!("{hub}/{image}:{tag}")).collect()
+}
+
+/// The registry host an image is pulled from (`docker.io` images from
+/// `registry-1.docker.io`).
+pub fn registry_host(image: &str) -> String {
+    let first = image.split('/').next().unwrap_or("");
+    let is_registry =
+        image.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    let host = if is_registry { first.split(':').next().unwrap_or(first) } else { "docker.io" };
+    match host {
+        "docker.io" | "index.docker.io" => "registry-1.docker.io".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Resolves `host` and opens a TCP connection to `port` within `timeout` each.
+pub async fn host_reachable(host: &str, port: u16, timeout: Duration) -> Result<(), String> {
+    let host = host.to_string();
+    let addrs = tokio::time::timeout(
+        timeout,
+        tokio::task::spawn_blocking(move || (host.as_str(), port).to_socket_addrs()),
+    )
+    .await
+    .map_err(|_| format!("name resolution took longer than {timeout:?}"))?
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("name resolution failed: {e}"))?
+    .collect::<Vec<_>>();
+    let first = addrs.first().ok_or("the name resolves to no address")?;
+    tokio::time::timeout(timeout, tokio::net::TcpStream::connect(first))
+        .await
+        .map_err(|_| format!("no connection to {first} within {timeout:?}"))?
+        .map(|_| ())
+        .map_err(|e| format!("connecting to {first}: {e}"))
+}
+
+/// The problem for images missing locally whose registry cannot be reached.
+pub fn missing_images_problem(missing: &[String], host: &str, why: &str) -> String {
+    format!(
+        "images not present locally, and their registry {host} is not reachable ({why}): {}. \
+         Pull them where the registry is reachable and bring them here (`docker save IMAGE | \
+         docker load`), or point --hub/--tag at images this machine has",
+        missing.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::install::{Installer, PlanOptions};
+    use crate::topology::{NetworkMode, PLACEHOLDER_EXTERNAL_ADDR};
+
+    fn plan(version: &str, installer: Installer) -> Plan {
+        crate::install::plan(&PlanOptions {
+            istio: version.parse().unwrap(),
+            installer,
+            remotes: 1,
+            network_mode: NetworkMode::MultiNetwork,
+            gateway_tls: Default::default(),
+            external_addr: PLACEHOLDER_EXTERNAL_ADDR,
+            hub: None,
+            tag: None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn plans_say_what_they_run() {
+        let needs = plan_needs(&plan("1.30.3", Installer::Istioctl));
+        assert!(needs.istioctl && !needs.helm && !needs.release, "{needs:?}");
+        let needs = plan_needs(&plan("1.30.3", Installer::Helm));
+        assert!(needs.helm && !needs.release, "{needs:?}");
+        let needs = plan_needs(&plan("1.22.8", Installer::Helm));
+        assert!(
+            needs.helm && needs.release,
+            "1.22's istiod-remote is only in the release: {needs:?}"
+        );
+    }
+
+    #[test]
+    fn istio_images_follow_hub_and_tag() {
+        let v: IstioVersion = "1.29.6".parse().unwrap();
+        assert_eq!(
+            istio_images(v, None, None),
+            ["docker.io/istio/pilot:1.29.6", "docker.io/istio/proxyv2:1.29.6"]
+        );
+        let v30: IstioVersion = "1.30.3".parse().unwrap();
+        assert_eq!(istio_images(v30, None, None)[0], "registry.istio.io/release/pilot:1.30.3");
+        assert_eq!(
+            istio_images(v30, Some("quay.io/vendor/"), Some("1.30.3-v1")),
+            ["quay.io/vendor/pilot:1.30.3-v1", "quay.io/vendor/proxyv2:1.30.3-v1"]
+        );
+    }
+
+    #[test]
+    fn registry_hosts_of_image_references() {
+        assert_eq!(registry_host("docker.io/istio/pilot:1.29.6"), "registry-1.docker.io");
+        assert_eq!(registry_host("curlimages/curl"), "registry-1.docker.io");
+        assert_eq!(registry_host("busybox"), "registry-1.docker.io");
+        assert_eq!(registry_host("registry.istio.io/release/pilot:1.30.3"), "registry.istio.io");
+        assert_eq!(registry_host("quay.io/metallb/speaker:v0.14.3"), "quay.io");
+        assert_eq!(registry_host("localhost:5000/istio/pilot:x"), "localhost");
+        assert_eq!(registry_host("kindest/node:v1.35.0"), "registry-1.docker.io");
+    }
+
+    #[tokio::test]
+    async fn reachability_is_a_resolution_and_a_connection() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        host_reachable("127.0.0.1", port, Duration::from_secs(2)).await.unwrap();
+        drop(listener);
+        let err = host_reachable("127.0.0.1", port, Duration::from_secs(2)).await.unwrap_err();
+        assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    }
+
+    #[test]
+    fn the_images_problem_says_how_to_provide_them() {
+        let p = missing_images_problem(
+            &["docker.io/istio/pilot:1.29.6".into()],
+            "registry-1.docker.io",
+            "name resolution failed",
+        );
+        assert!(p.contains("docker.io/istio/pilot:1.29.6"), "{p}");
+        assert!(p.contains("docker save") && p.contains("--hub"), "{p}");
+    }
+
+    #[tokio::test]
+    async fn tools_problems_are_all_reported_and_name_the_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}/r", listener.local_addr().unwrap());
+        drop(listener);
+        let source = ReleaseSource {
+            base_url: base.clone(),
+            cache_root: dir.path().to_path_buf(),
+            platform: crate::istio::release::Platform::current().unwrap(),
+        };
+        let v: IstioVersion = "1.22.8".parse().unwrap();
+        let needs = PlanNeeds { istioctl: false, helm: true, release: true };
+        let missing_helm = dir.path().join("no-helm");
+        let err = programs(v, needs, None, Some(&missing_helm), &source).await.unwrap_err();
+        assert_eq!(err.len(), 2, "{err:?}");
+        assert!(err[0].contains(&format!("{base}/1.22.8/istio-1.22.8-")), "{}", err[0]);
+        assert!(err[1].contains("no-helm"), "{}", err[1]);
+    }
+
+    #[tokio::test]
+    async fn an_explicit_istioctl_needs_no_release() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let istioctl = dir.path().join("istioctl");
+        std::fs::write(&istioctl, "#!/bin/sh\necho 1.30.3\n").unwrap();
+        std::fs::set_permissions(&istioctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let source = ReleaseSource {
+            base_url: "http://127.0.0.1:9/unused".into(),
+            cache_root: dir.path().join("cache"),
+            platform: crate::istio::release::Platform::current().unwrap(),
+        };
+        let needs = PlanNeeds { istioctl: true, helm: false, release: false };
+        let (programs, release) =
+            programs("1.30.3".parse().unwrap(), needs, Some(&istioctl), None, &source)
+                .await
+                .unwrap();
+        assert_eq!(programs.istioctl, istioctl);
+        assert!(release.is_none() && programs.release_dir.is_none() && programs.helm.is_none());
+    }
+}
