@@ -417,15 +417,19 @@ fn create_config_cluster_remote_secret(p: &mut Planner<'_>) -> Result<(), PlanEr
         p.gateway_certs_files(&external, &certs);
     }
     actions.push(p.create_remote_secret(3, &config, SecretType::Config)?);
-    p.step(
-        3,
-        ID,
-        "Set up the control plane in the external cluster: namespace external-istiod, \
-         service account istiod-service-account, and the config-type remote secret for the \
-         config cluster",
-        &external,
-        actions,
-    );
+    let title = match p.opts.gateway_tls {
+        GatewayTls::Passthrough => {
+            "Set up the control plane in the external cluster: namespace external-istiod, \
+             service account istiod-service-account, and the config-type remote secret for \
+             the config cluster"
+        }
+        GatewayTls::Simple => {
+            "Set up the control plane in the external cluster: namespace external-istiod, \
+             service account istiod-service-account, istiod's CA (cacerts: the gateway CA), \
+             and the config-type remote secret for the config cluster"
+        }
+    };
+    p.step(3, ID, title, &external, actions);
     Ok(())
 }
 

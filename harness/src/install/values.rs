@@ -33,6 +33,12 @@ pub const STATUS_PORT: u16 = 15021;
 /// every proxy mounts from `istio-ca-root-cert`. The harness's gateway CA is plugged
 /// in as istiod's CA (the `cacerts` Secret), so that root is the one that signed the
 /// gateway's certificate.
+///
+/// Known gap of the SIMPLE variant: the API server calls the remote profile's
+/// webhooks through the config cluster's `istiod` Service, so it verifies the name
+/// `istiod.external-istiod.svc` on the gateway's certificate, not the IP. Proxies
+/// (xDS, CA) connect to the IP and are covered; the webhooks need that name in the
+/// certificate as well.
 pub const SIMPLE_CA_BUNDLE: &str = "/var/run/secrets/istio/root-cert.pem";
 
 /// One installation's values, for both backends.
@@ -384,6 +390,30 @@ mod tests {
         assert_eq!(r.values["global"]["remotePilotAddress"], ADDR);
         assert_eq!(r.values["global"]["configCluster"], true);
         assert_eq!(r.values["pilot"]["configMap"], true);
+    }
+
+    /// The inject path is read as key/value pairs (`cluster` and `net`), in any order.
+    #[test]
+    fn inject_path_pairs_name_the_cluster_id_and_network() {
+        let t = topo(2);
+        for (cluster, id, net) in
+            [("config", "remote1", "network1"), ("remote2", "remote2", "network2")]
+        {
+            let spec = t.by_name(cluster).unwrap();
+            let r = remote_profile(
+                v("1.30.3"),
+                spec,
+                cluster == "config",
+                addr(),
+                GatewayTls::Passthrough,
+            );
+            let path = r.values["istiodRemote"]["injectionPath"].as_str().unwrap();
+            let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+            assert_eq!(segments[0], "inject", "{path}");
+            let pairs: std::collections::BTreeMap<&str, &str> =
+                segments[1..].chunks(2).map(|kv| (kv[0], kv[1])).collect();
+            assert_eq!(pairs, [("cluster", id), ("net", net)].into_iter().collect(), "{path}");
+        }
     }
 
     /// The path form, never the older `injectionURL` / `base.validationURL`.
