@@ -172,11 +172,20 @@ pub fn template_cni(manifest: &str, pod_subnet: &ipnet::Ipv4Net) -> String {
 pub const FALLBACK_STORAGE: &str = include_str!("../../../../fixtures/kind/default-storage.yaml");
 
 /// What a bootstrapped node yields.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Bootstrapped {
     pub kubernetes_version: KubeVersion,
     /// `/etc/kubernetes/admin.conf` as kubeadm wrote it (holds a client key: never log it).
     pub admin_kubeconfig: String,
+}
+
+impl std::fmt::Debug for Bootstrapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bootstrapped")
+            .field("kubernetes_version", &self.kubernetes_version)
+            .field("admin_kubeconfig", &"(redacted)")
+            .finish()
+    }
 }
 
 /// Where a node is and how the host reaches it.
@@ -207,8 +216,8 @@ where
     let mut admin = String::new();
     let mut host_client = Some(host_client);
     for step in plan(&opts.registry_mirrors) {
-        let span = tracing::info_span!("kind bootstrap", cluster, step = step.name());
-        let _enter = span.enter();
+        // The caller's span names the run and cluster; each step is an event in it.
+        tracing::info!(step = step.name(), "kind bootstrap step");
         let stdin = match &step {
             Step::WaitSystemd => {
                 exec::wait_for_log_line(
