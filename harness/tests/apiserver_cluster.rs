@@ -188,3 +188,18 @@ async fn a_disconnected_cluster_is_unreachable() {
         tokio::time::timeout(std::time::Duration::from_secs(5), client.apiserver_version()).await;
     assert!(!matches!(answer, Ok(Ok(_))), "a disconnected API server answered");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_runs_leftovers_are_removed_by_label() {
+    let run = ApiserverRun::start(ApiserverOptions::numbered(1)).await.unwrap();
+    let run_id = run.run_id().clone();
+    // What a killed process leaves: the handle never drops.
+    std::mem::forget(run);
+    let left = labelled(&run_id).await;
+    assert_eq!((left.containers.len(), left.networks.len()), (1, 1));
+    // What `cargo xtask down --run-id` does.
+    let d = docker::connect().await.unwrap();
+    let removed = docker::remove_labelled(&d, &docker::run_filter(&run_id)).await.unwrap();
+    assert_eq!((removed.containers.len(), removed.networks.len()), (1, 1));
+    assert_gone(&labelled(&run_id).await, &run_id);
+}

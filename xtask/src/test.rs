@@ -66,7 +66,7 @@ fn step(what: &str) {
 }
 
 /// Kubernetes binaries (cached after the first time) and the image built from them.
-async fn prepare_clusters() -> anyhow::Result<Assets> {
+pub(crate) async fn prepare_clusters() -> anyhow::Result<Assets> {
     step("kubernetes binaries for control-plane-only clusters");
     let t = Instant::now();
     let progress = |line: &str| println!("    {line}");

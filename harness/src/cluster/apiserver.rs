@@ -429,11 +429,13 @@ async fn start_cluster(s: ClusterStart<'_>) -> Result<ApiCluster, ClusterError> 
     kubeconfig::write(&peer_kubeconfig, &spec)?;
 
     let deadline = Instant::now() + s.timeout;
+    let probe = ReadinessProbe::new(s.name, address, &pki.ca_cert_pem)?;
+    wait_api_ready(s.docker, &id, s.name, &probe, deadline, s.timeout).await?;
+    let api_ready = s.t0.elapsed();
     let client = kubeconfig::client(s.name, &host_kubeconfig).await?;
-    wait_api_ready(s.docker, &id, s.name, &client, deadline, s.timeout).await?;
     wait_controller_manager(s.docker, &id, s.name, client, deadline, s.timeout).await?;
     let ready_after = s.t0.elapsed();
-    tracing::info!(%address, ?ready_after, "cluster ready");
+    tracing::info!(%address, ?api_ready, ?ready_after, "cluster ready");
     Ok(ApiCluster {
         name: s.name.to_string(),
         address,
@@ -494,12 +496,14 @@ fn pki_tar(
 
 /// Polls `/readyz` (then `/healthz` for servers without it) until it answers `ok`.
 /// Polling is the only way here: there is nothing to watch before the API answers.
-/// Fails early, with the log tail, when the container exits.
+/// The probe is anonymous (the `system:public-info-viewer` role allows it) over TLS
+/// that trusts only the cluster's CA. Fails early, with the log tail, when the
+/// container exits.
 async fn wait_api_ready(
     docker: &Docker,
     id: &str,
     name: &str,
-    client: &kube::Client,
+    probe: &ReadinessProbe,
     deadline: Instant,
     timeout: Duration,
 ) -> Result<(), ClusterError> {
@@ -507,18 +511,13 @@ async fn wait_api_ready(
     let mut path = "/readyz";
     let mut last;
     loop {
-        let req = http::Request::get(path).body(Vec::new());
-        let answer = match req {
-            Ok(req) => client.request_text(req).await,
-            Err(e) => return Err(ClusterError::Options(format!("readiness request: {e}"))),
-        };
-        match answer {
-            Ok(body) if body.trim() == "ok" => return Ok(()),
-            Ok(body) => last = format!("{path} answered `{}`", body.trim()),
-            Err(kube::Error::Api(s)) if s.code == 404 && path == "/readyz" => {
+        match probe.get(path).await {
+            Ok((200, body)) if body.trim() == "ok" => return Ok(()),
+            Ok((404, _)) if path == "/readyz" => {
                 path = "/healthz";
                 continue;
             }
+            Ok((status, body)) => last = format!("{path}: {status} {}", first_line(&body)),
             Err(e) => last = format!("{path}: {e}"),
         }
         let (running, status) = docker::container_state(docker, id).await?;
@@ -538,6 +537,48 @@ async fn wait_api_ready(
             });
         }
         tokio::time::sleep(INTERVAL).await;
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("").trim()
+}
+
+/// An HTTPS client for one API server that trusts only that cluster's CA.
+struct ReadinessProbe {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl ReadinessProbe {
+    fn new(name: &str, address: SocketAddr, ca_pem: &str) -> Result<Self, ClusterError> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let fail = |detail: String| ClusterError::Kubeconfig { cluster: name.to_string(), detail };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            let cert = cert.map_err(|e| fail(format!("CA certificate: {e}")))?;
+            roots.add(cert).map_err(|e| fail(format!("CA certificate: {e}")))?;
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| fail(format!("TLS configuration: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| fail(format!("HTTP client: {e}")))?;
+        Ok(Self { client, base: format!("https://{address}") })
+    }
+
+    async fn get(&self, path: &str) -> Result<(u16, String), reqwest::Error> {
+        let resp = self.client.get(format!("{}{path}", self.base)).send().await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.text().await?))
     }
 }
 
