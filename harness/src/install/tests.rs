@@ -413,6 +413,13 @@ fn simple_variant_terminates_tls_with_the_harness_certificate() {
     assert_eq!(dr[1]["tls"]["mode"], "SIMPLE");
 
     let remote = &p.file("config/remote-config-cluster.yaml").unwrap().contents;
+    assert!(
+        remote.contains(
+            "injectionURL: https://172.18.6.66:15017/inject/cluster/remote1/net/network1"
+        ),
+        "{remote}"
+    );
+    assert!(remote.contains("validationURL: https://172.18.6.66:15017/validate"), "{remote}");
     assert!(remote.contains("XDS_ROOT_CA"), "{remote}");
     assert!(remote.contains("CA_ROOT_CA"), "{remote}");
     assert!(remote.contains("discoveryAddress: 172.18.6.66:15012"), "{remote}");

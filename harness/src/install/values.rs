@@ -34,11 +34,11 @@ pub const STATUS_PORT: u16 = 15021;
 /// in as istiod's CA (the `cacerts` Secret), so that root is the one that signed the
 /// gateway's certificate.
 ///
-/// Known gap of the SIMPLE variant: the API server calls the remote profile's
-/// webhooks through the config cluster's `istiod` Service, so it verifies the name
-/// `istiod.external-istiod.svc` on the gateway's certificate, not the IP. Proxies
-/// (xDS, CA) connect to the IP and are covered; the webhooks need that name in the
-/// certificate as well.
+/// The webhooks follow suit: called through the config cluster's `istiod` Service
+/// (the inject path form), the API server would verify the name
+/// `istiod.external-istiod.svc` on a certificate that names only the IP, so the
+/// SIMPLE variant uses the guide's URL form at the external address instead
+/// ([`remote_profile`]); istiod patches their caBundle with the same root.
 pub const SIMPLE_CA_BUNDLE: &str = "/var/run/secrets/istio/root-cert.pem";
 
 /// One installation's values, for both backends.
@@ -104,8 +104,14 @@ pub fn control_plane_gateway_helm() -> Value {
 
 /// Step 2 and 8: the remote profile for a remote cluster. `config` is the config
 /// cluster (first remote): it also serves the mesh config (`global.configCluster`,
-/// `pilot.configMap`). In the SIMPLE variant proxies reach istiod at the external
-/// address and trust the gateway's certificate through [`SIMPLE_CA_BUNDLE`].
+/// `pilot.configMap`).
+///
+/// PASSTHROUGH uses the inject path (`istiodRemote.injectionPath`): the webhooks call
+/// the `istiod` Service, which points at the gateway, and istiod's own certificate
+/// answers for that Service's name. SIMPLE terminates TLS at the gateway with a
+/// certificate for the external IP, so the webhooks use the URL form at that IP
+/// (`istiodRemote.injectionURL` with the same path, `base.validationURL`), and
+/// proxies reach istiod at the IP, trusting it through [`SIMPLE_CA_BUNDLE`].
 pub fn remote_profile(
     istio: IstioVersion,
     cluster: &ClusterSpec,
@@ -118,8 +124,16 @@ pub fn remote_profile(
             "istioNamespace": EXTERNAL_ISTIOD_NAMESPACE,
             "remotePilotAddress": external_addr.to_string(),
         },
-        "istiodRemote": { "injectionPath": cluster.injection_path() },
     });
+    let path = cluster.injection_path().unwrap_or_default();
+    match tls {
+        GatewayTls::Passthrough => values["istiodRemote"] = json!({ "injectionPath": path }),
+        GatewayTls::Simple => {
+            let webhooks = format!("https://{}", host_port(external_addr, WEBHOOK_PORT));
+            values["istiodRemote"] = json!({ "injectionURL": format!("{webhooks}{path}") });
+            values["base"] = json!({ "validationURL": format!("{webhooks}/validate") });
+        }
+    }
     if config {
         values["global"]["configCluster"] = json!(true);
         values["pilot"] = json!({ "configMap": true });
@@ -416,16 +430,48 @@ mod tests {
         }
     }
 
-    /// The path form, never the older `injectionURL` / `base.validationURL`.
+    /// PASSTHROUGH: the path form, never the older `injectionURL` / `base.validationURL`.
     #[test]
-    fn remote_profile_uses_the_inject_path_not_urls() {
-        let t = topo(1);
+    fn passthrough_remote_profile_uses_the_inject_path_not_urls() {
+        let t = topo(2);
         for version in ["1.22.8", "1.30.3"] {
-            let r = remote_profile(v(version), t.config(), true, addr(), GatewayTls::Simple);
-            let text = r.values.to_string();
-            assert!(!text.contains("injectionURL"), "{text}");
-            assert!(!text.contains("validationURL"), "{text}");
+            for (cluster, config) in [("config", true), ("remote2", false)] {
+                let spec = t.by_name(cluster).unwrap();
+                let r = remote_profile(v(version), spec, config, addr(), GatewayTls::Passthrough);
+                let text = r.values.to_string();
+                assert!(!text.contains("injectionURL"), "{text}");
+                assert!(!text.contains("validationURL"), "{text}");
+            }
         }
+    }
+
+    /// SIMPLE: the gateway's certificate names the IP, so the webhooks are called at
+    /// the IP (URL form, same inject path) rather than through the `istiod` Service.
+    #[rstest]
+    #[case("1.23.6")]
+    #[case("1.30.3")]
+    fn simple_remote_profile_calls_webhooks_at_the_external_ip(#[case] version: &str) {
+        let t = topo(2);
+        let r = remote_profile(v(version), t.config(), true, addr(), GatewayTls::Simple);
+        assert_eq!(
+            r.values["istiodRemote"],
+            json!({ "injectionURL": "https://172.18.6.66:15017/inject/cluster/remote1/net/network1" })
+        );
+        assert_eq!(r.values["base"]["validationURL"], "https://172.18.6.66:15017/validate");
+        let r2 = t.by_name("remote2").unwrap();
+        let r = remote_profile(v(version), r2, false, addr(), GatewayTls::Simple);
+        assert_eq!(
+            r.values["istiodRemote"]["injectionURL"],
+            "https://172.18.6.66:15017/inject/cluster/remote2/net/network2"
+        );
+        let v6 = remote_profile(
+            v(version),
+            t.config(),
+            true,
+            "fd00::66".parse().unwrap(),
+            GatewayTls::Simple,
+        );
+        assert_eq!(v6.values["base"]["validationURL"], "https://[fd00::66]:15017/validate");
     }
 
     #[test]
