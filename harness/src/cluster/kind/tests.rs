@@ -40,14 +40,32 @@ const SYSTEMCTL: &str = "#!/bin/sh\necho \"systemctl $*\" >> /tmp/calls\n";
 const CNI: &str = "# would you kindly template this file\nkind: DaemonSet\nenv:\n- name: POD_SUBNET\n  value: {{ .PodSubnet }}\n";
 const CONTAINERD_TOML: &str = "version = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"overlayfs\"\n";
 
-fn fake_admin_conf() -> String {
+/// An admin.conf in kubeadm's shape with the given (base64-encoded) credentials.
+fn admin_conf(ca: &str, cert: &str, key: &str) -> String {
     let b = |s: &str| STANDARD.encode(s);
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: kind\n  cluster:\n    server: https://kind-control-plane:6443\n    certificate-authority-data: {}\nusers:\n- name: kubernetes-admin\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: admin\n  context: {{cluster: kind, user: kubernetes-admin}}\ncurrent-context: admin\n",
-        b("-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n"),
-        b("-----BEGIN CERTIFICATE-----\nADMIN\n-----END CERTIFICATE-----\n"),
-        b("-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----\n"),
+        b(ca),
+        b(cert),
+        b(key),
     )
+}
+
+/// Placeholder credentials, for the parsing tests.
+fn fake_admin_conf() -> String {
+    admin_conf(
+        "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n",
+        "-----BEGIN CERTIFICATE-----\nADMIN\n-----END CERTIFICATE-----\n",
+        "-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----\n",
+    )
+}
+
+/// Real (throwaway) certificates, so a kube client can be built from the node's
+/// admin.conf: generated when the stand-in image is built.
+fn generated_admin_conf() -> String {
+    let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+    let pki = crate::cluster::pki::ClusterPki::generate("kind-test", ip, ip).unwrap();
+    admin_conf(&pki.ca_cert_pem, &pki.admin_cert_pem, &pki.admin_key_pem)
 }
 
 fn append(b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8], mode: u32) {
@@ -83,13 +101,15 @@ async fn test_node_image(docker: &Docker) -> String {
     append(&mut b, "rootfs/usr/bin/systemctl", SYSTEMCTL.as_bytes(), 0o755);
     append(&mut b, "rootfs/kind/version", b"v1.35.0\n", 0o644);
     append(&mut b, "rootfs/kind/manifests/default-cni.yaml", CNI.as_bytes(), 0o644);
-    append(&mut b, "rootfs/kind/fake-admin.conf", fake_admin_conf().as_bytes(), 0o600);
     append(&mut b, "rootfs/etc/containerd/config.toml", CONTAINERD_TOML.as_bytes(), 0o644);
-    let context = b.into_inner().unwrap();
-    let tag = format!("ecp-kind-testnode:{}", &hex::encode(Sha256::digest(&context))[..12]);
+    // The tag hashes everything but the generated credentials (new on every build).
+    let digest = Sha256::digest(b.get_ref());
+    let tag = format!("ecp-kind-testnode:{}", &hex::encode(digest)[..12]);
     if docker.inspect_image(&tag).await.is_ok() {
         return tag;
     }
+    append(&mut b, "rootfs/kind/fake-admin.conf", generated_admin_conf().as_bytes(), 0o600);
+    let context = b.into_inner().unwrap();
     let opts = BuildImageOptionsBuilder::new().t(&tag).dockerfile("Dockerfile").rm(true).build();
     let mut stream = docker.build_image(opts, None, Some(bollard::body_full(context.into())));
     while let Some(item) = stream.next().await {
@@ -303,7 +323,9 @@ async fn bootstrap_runs_kinds_steps_in_order_up_to_the_node_ready_wait() {
     .await
     .unwrap_err();
     assert!(err.to_string().contains("no API server in this test"), "{err}");
-    assert_eq!(seen_admin.as_deref(), Some(fake_admin_conf().as_str()));
+    let in_image = sh(&f, &n.name, "cat /kind/fake-admin.conf").await.stdout_text();
+    assert_eq!(seen_admin.as_deref(), Some(in_image.as_str()));
+    assert!(admin_credentials("test", &in_image).is_ok());
 
     // The commands the stand-ins saw, in order.
     let calls = sh(&f, &n.name, "cat /tmp/calls").await.stdout_text();
@@ -457,4 +479,28 @@ fn kubeconfigs_for_host_and_peers_carry_admin_credentials_and_their_own_server()
     assert_eq!(cluster.insecure_skip_tls_verify, None);
     let ca = STANDARD.decode(cluster.certificate_authority_data.as_deref().unwrap()).unwrap();
     assert!(String::from_utf8(ca).unwrap().contains("\nCA\n"));
+}
+
+#[tokio::test]
+async fn a_failed_start_removes_everything_it_created() {
+    let docker = docker::connect().await.unwrap();
+    let image = test_node_image(&docker).await;
+    let run_id = RunId::new();
+    let _cleanup = Cleanup(run_id.clone());
+    let mut opts = KindOptions::new(image.clone(), run_id.clone());
+    opts.privileged = privileged_containers_work(&docker, &image, &run_id).await.unwrap();
+    opts.internal_network = true;
+    opts.mount_lib_modules = false;
+    opts.systemd_timeout = Duration::from_secs(20);
+    // No API server answers behind the stand-in's admin.conf: the run gets through the
+    // bootstrap, the host kubeconfig and its client, then the Ready wait times out.
+    opts.node_ready_timeout = Duration::from_secs(2);
+    let topology = Topology::new(1, NetworkMode::default()).unwrap();
+    let err = KindRun::start(&topology, &opts).await.unwrap_err();
+    let msg = err.to_string();
+    eprintln!("start failed as expected: {msg}");
+    assert!(matches!(err, KindError::NodeNotReady { .. }), "{msg}");
+    assert!(msg.contains("timed out after 2") && msg.contains("node Ready"), "{msg}");
+    let left = docker::list_labelled(&docker, &docker::run_filter(&run_id)).await.unwrap();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
