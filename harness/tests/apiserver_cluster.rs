@@ -11,8 +11,8 @@ use kube::Api;
 use kube::api::ListParams;
 
 async fn labelled(run: &RunId) -> Labelled {
-    let d = docker::connect().await.unwrap();
-    docker::list_labelled(&d, &docker::run_filter(run)).await.unwrap()
+    let d = docker::connect().await.expect("docker");
+    docker::list_labelled(&d, &docker::run_filter(run)).await.expect("list labelled")
 }
 
 fn assert_gone(what: &Labelled, run: &RunId) {
@@ -96,6 +96,17 @@ async fn clusters_of_a_run_share_one_internal_network_and_labels() {
         assert!(c.client().await.unwrap().apiserver_version().await.is_ok());
     }
     let (a, b) = (&run.clusters()[0], &run.clusters()[1]);
+    // Peers reach each other at the address of the peer kubeconfig.
+    let peer_server = std::fs::read_to_string(&b.peer_kubeconfig).unwrap();
+    assert!(peer_server.contains(&format!("server: https://{}", b.address)));
+    let (ip, port) = (b.address.ip().to_string(), b.address.port().to_string());
+    // busybox nc: connect (bounded by -w), send nothing, exit 0 when connected.
+    let probe = format!("nc -w 3 {ip} {port} </dev/null");
+    let (code, out) = a.exec(&["sh", "-c", &probe]).await.unwrap();
+    assert_eq!(code, 0, "{} cannot reach {} on the network: {out}", a.name, b.address);
+    // And a port nothing listens on is refused: the check can fail.
+    let closed = format!("nc -w 3 {ip} 6444 </dev/null");
+    assert_ne!(a.exec(&["sh", "-c", &closed]).await.unwrap().0, 0);
     assert_ne!(a.address, b.address);
     assert_ne!(a.ca_pem, b.ca_pem);
     assert_ne!(a.service_cidr, b.service_cidr);

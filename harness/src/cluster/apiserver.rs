@@ -178,6 +178,12 @@ impl ApiCluster {
         })
     }
 
+    /// Runs a command (busybox applets: `sh`, `nc`, `wget`, ...) in the cluster's
+    /// container, on the run's network; returns exit code and output.
+    pub async fn exec(&self, cmd: &[&str]) -> Result<(i64, String), ClusterError> {
+        docker::exec(&self.docker, &self.container_id, cmd).await
+    }
+
     /// The container's output (entry script, etcd, API server, controller manager).
     /// Holds no credentials: keys are only in files.
     pub async fn logs(&self) -> Result<String, ClusterError> {

@@ -228,7 +228,8 @@ async fn download_release(dir: &Path, progress: Progress<'_>) -> Result<(), Stri
     let get = |url: String| {
         let client = client.clone();
         async move {
-            let resp = client.get(&url).send().await.map_err(|e| format!("{url}: {e}"))?;
+            let resp =
+                client.get(&url).send().await.map_err(|e| format!("{url}: {}", chain(&e)))?;
             let resp = resp.error_for_status().map_err(|e| format!("{url}: {e}"))?;
             resp.bytes().await.map_err(|e| format!("{url}: {e}"))
         }
@@ -280,6 +281,18 @@ async fn download_release(dir: &Path, progress: Progress<'_>) -> Result<(), Stri
     }
     files.push(("etcd", etcd));
     fill_cache_dir(dir, &files).map_err(|e| e.to_string())
+}
+
+/// An error and its causes on one line (reqwest's message alone omits the cause).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
 
 /// The Debian source build (architecture.md), step by step.
@@ -424,10 +437,11 @@ mod debian {
                     rest.split_whitespace().filter(|w| !w.starts_with('[')).collect();
                 let words: Vec<&str> =
                     words.into_iter().filter(|w| !w.ends_with(']') || w.contains("://")).collect();
-                if let [uri, suite, ..] = words[..] {
-                    if !suite.contains("security") && !suite.contains('-') {
-                        return Some((uri.to_string(), suite.to_string()));
-                    }
+                if let [uri, suite, ..] = words[..]
+                    && !suite.contains("security")
+                    && !suite.contains('-')
+                {
+                    return Some((uri.to_string(), suite.to_string()));
                 }
             }
         }

@@ -164,6 +164,32 @@ pub async fn logs(docker: &Docker, id: &str, tail: Option<usize>) -> Result<Stri
     Ok(out)
 }
 
+/// Runs a command in the running container; returns its exit code and combined
+/// output. For checks from inside the run's network (e.g. a peer's reachability).
+pub async fn exec(docker: &Docker, id: &str, cmd: &[&str]) -> Result<(i64, String), ClusterError> {
+    use bollard::exec::StartExecResults;
+    use bollard::models::ExecConfig;
+    let what = || format!("exec `{}` in container {id}", cmd.join(" "));
+    let config = ExecConfig {
+        cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        ..Default::default()
+    };
+    let created = docker.create_exec(id, config).await.map_err(docker_err(what()))?;
+    let mut out = String::new();
+    if let StartExecResults::Attached { mut output, .. } =
+        docker.start_exec(&created.id, None).await.map_err(docker_err(what()))?
+    {
+        while let Some(chunk) = output.next().await {
+            let chunk = chunk.map_err(docker_err(what()))?;
+            out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+    }
+    let inspected = docker.inspect_exec(&created.id).await.map_err(docker_err(what()))?;
+    Ok((inspected.exit_code.unwrap_or(-1), out))
+}
+
 /// Sends SIGKILL to the container (an abrupt outage: nothing shuts down cleanly).
 pub async fn kill(docker: &Docker, id: &str) -> Result<(), ClusterError> {
     let opts = KillContainerOptionsBuilder::new().signal("SIGKILL").build();

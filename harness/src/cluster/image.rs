@@ -3,8 +3,8 @@
 //! glibc's `libc.so.6` and `ld-linux-x86-64.so.2`, the kube binaries are static),
 //! a static busybox for the shell, and the entry script ([`entrypoint_script`]).
 //!
-//! The tag carries a hash of the script and of each file's path, size and
-//! modification time, so a changed binary or script gives a new image and an
+//! The tag carries a hash of the Dockerfile, the layout, the script and each file's
+//! path, size and modification time, so a changed binary or script gives a new image and an
 //! unchanged one is built once.
 
 use std::path::{Path, PathBuf};
@@ -22,8 +22,17 @@ pub const IMAGE_REPO: &str = "ecp-harness-apiserver";
 /// Where the harness uploads certificates, keys and the runtime environment.
 pub const PKI_DIR: &str = "/pki";
 /// Busybox applets linked in `/bin`.
-const APPLETS: [&str; 12] =
-    ["sh", "sleep", "cat", "ls", "ps", "mkdir", "echo", "kill", "ip", "env", "wget", "nslookup"];
+const APPLETS: [&str; 13] = [
+    "sh", "sleep", "cat", "ls", "ps", "mkdir", "echo", "kill", "ip", "env", "wget", "nslookup",
+    "nc",
+];
+
+/// The Dockerfile of the build context.
+const DOCKERFILE: &str =
+    "FROM scratch\nCOPY rootfs/ /\nENTRYPOINT [\"/bin/sh\", \"/entrypoint.sh\"]\n";
+/// Directories of the image (tar path, mode).
+const DIRS: [(&str, u32); 3] =
+    [("rootfs/tmp", 0o1777), ("rootfs/pki", 0o700), ("rootfs/var/lib/etcd", 0o700)];
 
 /// One file of the image: where it goes, where it comes from.
 struct ImageFile {
@@ -61,6 +70,8 @@ impl ImageSpec {
         }
         let script = entrypoint_script(assets.kube_version);
         let mut h = Sha256::new();
+        h.update(DOCKERFILE);
+        h.update(format!("{APPLETS:?}{DIRS:?}"));
         h.update(&script);
         for f in &files {
             let meta = std::fs::metadata(&f.src).map_err(ClusterError::io("stat", &f.src))?;
@@ -84,10 +95,10 @@ impl ImageSpec {
             "FROM scratch\nCOPY rootfs/ /\nENTRYPOINT [\"/bin/sh\", \"/entrypoint.sh\"]\n";
         append_bytes(&mut b, "Dockerfile", dockerfile.as_bytes(), 0o644)?;
         append_bytes(&mut b, "rootfs/entrypoint.sh", self.script.as_bytes(), 0o755)?;
-        for dir in ["rootfs/tmp", "rootfs/pki", "rootfs/var/lib/etcd"] {
+        for (dir, mode) in DIRS {
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(tar::EntryType::Directory);
-            h.set_mode(if dir.ends_with("tmp") { 0o1777 } else { 0o700 });
+            h.set_mode(mode);
             h.set_size(0);
             h.set_mtime(0);
             h.set_cksum();
