@@ -30,6 +30,51 @@ pub const EXTERNAL_ISTIOD: &str = ecp_harness::topology::EXTERNAL_ISTIOD_NAMESPA
 /// The ingress gateway Service of the config cluster (in `external-istiod`).
 pub const INGRESS_GATEWAY: &str = "istio-ingressgateway";
 
+/// A scenario: one test file in `tests/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scenario {
+    pub name: &'static str,
+    /// What it checks, in the guide's words.
+    pub about: &'static str,
+    /// Remotes it needs, the config cluster included.
+    pub min_remotes: usize,
+}
+
+/// Every scenario, in the order of the procedure.
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "control_plane_install",
+        about: "webhooks, config maps and the istiod address on the config cluster; \
+                the external istiod ready without webhooks of its own",
+        min_remotes: 1,
+    },
+    Scenario {
+        name: "sidecar_injection",
+        about: "sample pods 2/2 with istio-proxy on every remote",
+        min_remotes: 1,
+    },
+    Scenario {
+        name: "in_mesh_traffic",
+        about: "the client reaches helloworld v1 inside the mesh",
+        min_remotes: 1,
+    },
+    Scenario {
+        name: "ingress_traffic",
+        about: "the ingress gateway serves helloworld v1 from outside the mesh",
+        min_remotes: 1,
+    },
+    Scenario {
+        name: "multi_remote",
+        about: "ten requests through the ingress reach v1 and v2 across two remotes",
+        min_remotes: 2,
+    },
+];
+
+/// The scenario named `name`.
+pub fn scenario(name: &str) -> Option<&'static Scenario> {
+    SCENARIOS.iter().find(|s| s.name == name)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyFileError {
     #[error(
@@ -200,6 +245,29 @@ mod tests {
             kubeconfigs,
             istioctl: None,
         }
+    }
+
+    #[test]
+    fn the_scenario_list_matches_the_test_files() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.unwrap().file_name().to_str()?.strip_suffix(".rs").map(String::from))
+            .collect();
+        files.sort();
+        let mut listed: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
+        listed.sort();
+        assert_eq!(files, listed);
+        let manifest = std::fs::read_to_string(dir.with_file_name("Cargo.toml")).unwrap();
+        for s in SCENARIOS {
+            assert!(
+                manifest.contains(&format!("name = \"{}\"\nrequired-features = [\"e2e\"]", s.name)),
+                "{} is built only with the e2e feature",
+                s.name
+            );
+        }
+        assert_eq!(scenario("multi_remote").unwrap().min_remotes, 2);
+        assert!(scenario("nope").is_none());
     }
 
     #[test]

@@ -14,6 +14,10 @@ use crate::version::IstioVersion;
 
 use super::command::Programs;
 
+/// Set (non-empty) to try no network at all: every reachability check fails at once.
+/// For air-gapped machines, and for tests, which must not contact anything outside.
+pub const OFFLINE_ENV: &str = "ECP_OFFLINE";
+
 /// How long a registry may take to resolve and accept a connection.
 pub const REACH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -127,8 +131,12 @@ pub fn registry_host(image: &str) -> String {
     }
 }
 
-/// Resolves `host` and opens a TCP connection to `port` within `timeout` each.
+/// Resolves `host` and opens a TCP connection to `port` within `timeout` each
+/// (nothing is sent). Fails at once when [`OFFLINE_ENV`] is set.
 pub async fn host_reachable(host: &str, port: u16, timeout: Duration) -> Result<(), String> {
+    if std::env::var_os(OFFLINE_ENV).is_some_and(|v| !v.is_empty()) {
+        return Err(format!("{OFFLINE_ENV} is set: no network is tried"));
+    }
     let host = host.to_string();
     let addrs = tokio::time::timeout(
         timeout,

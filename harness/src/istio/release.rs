@@ -300,7 +300,12 @@ fn http_client(url: &str) -> Result<reqwest::Client, ReleaseError> {
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT)
         .build()
-        .map_err(|e| ReleaseError::Download { url: url.to_string(), reason: error_chain(&e) })
+        .map_err(|e| ReleaseError::Download { url: url.to_string(), reason: reqwest_reason(e) })
+}
+
+/// A reqwest error with its causes on one line, without the URL (the error names it).
+fn reqwest_reason(e: reqwest::Error) -> String {
+    error_chain(&e.without_url())
 }
 
 /// `e: cause: cause...` on one line (reqwest's own message hides the cause).
@@ -323,7 +328,7 @@ async fn get(client: &reqwest::Client, url: &str) -> Result<reqwest::Response, R
         .get(url)
         .send()
         .await
-        .map_err(|e| ReleaseError::Download { url: url.to_string(), reason: error_chain(&e) })?;
+        .map_err(|e| ReleaseError::Download { url: url.to_string(), reason: reqwest_reason(e) })?;
     let status = response.status();
     if !status.is_success() {
         return Err(ReleaseError::Status { url: url.to_string(), status: status.as_u16() });
@@ -336,7 +341,7 @@ async fn get_text(client: &reqwest::Client, url: &str) -> Result<String, Release
         .await?
         .text()
         .await
-        .map_err(|e| ReleaseError::Download { url: url.to_string(), reason: error_chain(&e) })
+        .map_err(|e| ReleaseError::Download { url: url.to_string(), reason: reqwest_reason(e) })
 }
 
 /// Streams `url` into `file` (at `path`), returning the SHA-256 of what was written
@@ -351,7 +356,7 @@ async fn download_to(
     let mut hasher = Sha256::new();
     let failed = |e: reqwest::Error| ReleaseError::Download {
         url: url.to_string(),
-        reason: error_chain(&e),
+        reason: reqwest_reason(e),
     };
     while let Some(chunk) = response.chunk().await.map_err(failed)? {
         hasher.update(&chunk);

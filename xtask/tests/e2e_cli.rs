@@ -1,0 +1,145 @@
+//! `cargo xtask e2e` as users run it where it cannot run: it must stop within
+//! seconds, say what is missing and how to provide it, and create nothing. Docker is
+//! pointed at a socket that does not exist, the release URL at a closed loopback
+//! port, and ECP_OFFLINE keeps every reachability check off the network.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn e2e(args: &[&str], dir: &Path, release_url: &str) -> (Output, Duration) {
+    let empty_path = dir.join("bin");
+    std::fs::create_dir_all(&empty_path).expect("an empty PATH directory");
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("e2e")
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env("DOCKER_HOST", format!("unix://{}/no-docker.sock", dir.display()))
+        .env("ECP_OFFLINE", "1")
+        .env("ECP_ISTIO_RELEASE_URL", release_url)
+        .env("ECP_CACHE_DIR", dir.join("cache"))
+        .env("PATH", &empty_path)
+        .current_dir(dir)
+        .output()
+        .expect("xtask runs");
+    (out, started.elapsed())
+}
+
+fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    let url = format!("http://{addr}/releases");
+    drop(listener);
+    url
+}
+
+#[test]
+fn without_docker_registry_or_release_it_fails_fast_saying_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = closed_port_url();
+    let (out, elapsed) = e2e(&["--report", "report"], dir.path(), &url);
+
+    assert!(!out.status.success());
+    // The bound for this case: under 60 s (expect about a second).
+    assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot run on this machine"), "{stderr}");
+    assert!(stderr.contains("nothing was created"), "{stderr}");
+    assert!(stderr.contains("Docker is not reachable"), "{stderr}");
+    assert!(stderr.contains("set DOCKER_HOST"), "how to provide it: {stderr}");
+    let release = format!("{url}/1.30.3/istio-1.30.3-linux-amd64.tar.gz.sha256");
+    assert!(stderr.contains(&release), "the release URL is named: {stderr}");
+    assert!(stderr.contains("--istioctl PATH"), "how to provide it: {stderr}");
+    assert!(!stderr.contains("helm was not found"), "istioctl needs no helm: {stderr}");
+    assert!(stderr.contains("metallb-native.yaml"), "{stderr}");
+
+    // The report says why nothing ran.
+    let summary =
+        std::fs::read_to_string(dir.path().join("report/istio-1.30.3-istioctl/summary.md"))
+            .unwrap();
+    assert!(summary.contains("FAILED") && summary.contains("preflight failed"), "{summary}");
+    let junit =
+        std::fs::read_to_string(dir.path().join("report/istio-1.30.3-istioctl/junit.xml")).unwrap();
+    assert!(junit.contains("<error"), "{junit}");
+    // Nothing was downloaded into the cache either.
+    let cached = dir.path().join("cache/istio/1.30.3/istio-1.30.3");
+    assert!(!cached.exists());
+}
+
+/// The helm backend of 1.22 needs helm and the release (its istiod-remote chart
+/// exists only there); several versions are checked in one go.
+#[test]
+fn helm_and_the_release_are_checked_for_every_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = closed_port_url();
+    let args = [
+        "--installer",
+        "helm",
+        "--istio",
+        "1.22.8,1.30.3",
+        "--node-image",
+        "kindest/node:v1.30.0",
+        "--report",
+        "report",
+    ];
+    let (out, elapsed) = e2e(&args, dir.path(), &url);
+    assert!(!out.status.success());
+    assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("{url}/1.22.8/istio-1.22.8-")), "{stderr}");
+    assert!(!stderr.contains("1.30.3/istio-1.30.3"), "1.30's helm charts need no release");
+    assert_eq!(stderr.matches("helm was not found").count(), 1, "said once: {stderr}");
+    assert!(stderr.contains("--helm PATH"), "{stderr}");
+    for version in ["1.22.8", "1.30.3"] {
+        let summary = dir.path().join(format!("report/istio-{version}-helm/summary.md"));
+        assert!(summary.is_file(), "{}", summary.display());
+    }
+    let index = std::fs::read_to_string(dir.path().join("report/summary.md")).unwrap();
+    assert_eq!(index.matches("FAILED").count(), 2, "{index}");
+}
+
+#[test]
+fn a_given_istioctl_is_checked_instead_of_downloading() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = e2e(&["--istioctl", "/nonexistent/istioctl"], dir.path(), &closed_port_url());
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("istioctl given as /nonexistent/istioctl does not exist"), "{stderr}");
+    assert!(!stderr.contains("downloading"), "no release is fetched: {stderr}");
+}
+
+#[test]
+fn bad_arguments_fail_before_any_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = e2e(&["--istio", "1.21.0"], dir.path(), &closed_port_url());
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("1.22.0 to 1.30.x"), "{stderr}");
+    assert!(!stderr.contains("preflight"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).is_empty());
+}
+
+#[test]
+fn help_documents_every_option() {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["e2e", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for option in [
+        "--istio <V1,V2,...>",
+        "--installer <istioctl|helm>",
+        "--remotes <N>",
+        "--keep",
+        "--reuse",
+        "--scenario <NAME>",
+        "--report <DIR>",
+        "--istioctl <PATH>",
+        "--helm <PATH>",
+        "--node-image <IMAGE>",
+        "--hub <HUB>",
+        "--tag <TAG>",
+    ] {
+        assert!(help.contains(option), "{option} missing:\n{help}");
+    }
+    assert!(help.contains("creates nothing"), "{help}");
+}
