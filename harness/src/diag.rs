@@ -125,7 +125,7 @@ async fn timed<T>(
 ) -> Result<T, String> {
     match tokio::time::timeout(timeout, fut).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("{what}: {}", redact_text(&e.to_string()))),
+        Ok(Err(e)) => Err(format!("{what}: {}", redact_text(&crate::kube::error_chain(&e)))),
         Err(_) => Err(format!("{what}: no answer within {timeout:?}")),
     }
 }

@@ -6,6 +6,7 @@
 //! API server that cannot be reached at all, and from everything else.
 
 use std::fmt;
+use std::time::Duration;
 
 /// What an error says about the availability of the mesh's control plane.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +54,23 @@ impl fmt::Display for Outage {
     }
 }
 
+/// Runs one request with a deadline; a failure comes back classified. A server that
+/// does not answer in time counts as unreachable, like one that refuses connections:
+/// a killed or cut-off cluster often does not refuse, it just never answers (the
+/// host still sends to the container's old address, and nothing replies).
+pub async fn within<T>(
+    timeout: Duration,
+    request: impl Future<Output = Result<T, ::kube::Error>>,
+) -> Result<T, Outage> {
+    match tokio::time::timeout(timeout, request).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => Err(classify(&err)),
+        Err(_) => {
+            Err(Outage::ApiUnreachable { message: format!("no answer within {timeout:.1?}") })
+        }
+    }
+}
+
 /// Classifies an error from a kube client call.
 pub fn classify(err: &::kube::Error) -> Outage {
     match err {
@@ -66,7 +84,7 @@ pub fn classify(err: &::kube::Error) -> Outage {
             }
         }
         ::kube::Error::HyperError(_) | ::kube::Error::Service(_) | ::kube::Error::ReadEvents(_) => {
-            Outage::ApiUnreachable { message: error_chain(err) }
+            Outage::ApiUnreachable { message: crate::kube::error_chain(err) }
         }
         _ => Outage::Other { message: err.to_string() },
     }
@@ -97,22 +115,6 @@ fn called_url_path(text: &str) -> Option<&str> {
     let after_scheme = url.split_once("://")?.1;
     let path = &after_scheme[after_scheme.find('/')?..];
     Some(path.split('?').next().unwrap_or(path))
-}
-
-/// The error and its sources, one after the other: hyper's top-level message alone
-/// ("client error (Connect)") hides the reason.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use serde_json::Value;
 use tracing::Instrument as _;
 
 use super::wait::{self, WaitError};
-use super::{DiscoveryError, discover, group_version, resolve};
+use super::{DiscoveryError, discover, group_version, idempotent, resolve};
 
 /// How long each CRD may take to become Established, at most (the overall deadline
 /// of the apply still applies).
@@ -127,7 +127,7 @@ pub enum ApplyError {
     NotServed { target: Box<Target>, api_version: String },
     #[error("{target}: the cluster refused it: {reason} (HTTP {code}): {message}")]
     Rejected { target: Box<Target>, reason: String, code: u16, message: String },
-    #[error("{target}: the request failed: {error}")]
+    #[error("{target}: the request failed: {}", super::error_chain(error))]
     Request {
         target: Box<Target>,
         #[source]
@@ -146,7 +146,7 @@ pub enum ApplyError {
         #[source]
         error: Box<WaitError>,
     },
-    #[error("{file}: applying to cluster {cluster} took longer than {timeout:?}; it was {step}")]
+    #[error("{file}: applying to cluster {cluster} took longer than {timeout:.1?}; it was {step}")]
     Timeout { file: String, cluster: String, timeout: Duration, step: String },
 }
 
@@ -363,18 +363,37 @@ async fn apply_one(
         }
     };
 
-    let before = api.get_opt(&name).await.map_err(request_error)?;
+    let before = idempotent(|| api.get_opt(&name)).await.map_err(request_error)?;
     let params = PatchParams::apply(opts.field_manager).force();
-    let after = api.patch(&name, &params, &Patch::Apply(&object)).await.map_err(request_error)?;
-    let outcome = match before.and_then(|b| b.metadata.resource_version) {
+    let patch = Patch::Apply(&object);
+    let after = idempotent(|| api.patch(&name, &params, &patch)).await.map_err(request_error)?;
+    let outcome = match before {
         None => Outcome::Created,
-        Some(rv) if Some(&rv) == after.metadata.resource_version.as_ref() => Outcome::Unchanged,
+        Some(before) if same_content(&before, &after) => Outcome::Unchanged,
         Some(_) => Outcome::Changed,
     };
     let applied =
         Applied { api_version: doc.api_version().to_string(), kind, namespace, name, outcome };
     tracing::debug!(object = %applied, "applied");
     Ok(applied)
+}
+
+/// Whether an apply left an object's content as it was. The same resourceVersion
+/// settles it; otherwise the objects are compared without resourceVersion and
+/// managedFields: a 1.20 API server, re-applying a Namespace created by an apply,
+/// only records the "before-first-apply" managed fields it had left out.
+fn same_content(before: &DynamicObject, after: &DynamicObject) -> bool {
+    if before.metadata.resource_version == after.metadata.resource_version {
+        return true;
+    }
+    let content = |o: &DynamicObject| {
+        let mut o = o.clone();
+        o.metadata.resource_version = None;
+        o.metadata.managed_fields = None;
+        serde_json::to_value(o).ok()
+    };
+    let (b, a) = (content(before), content(after));
+    b.is_some() && b == a
 }
 
 fn object_ref(namespace: Option<&str>, name: &str) -> String {
@@ -525,6 +544,25 @@ mod tests {
             err.to_string(),
             "l.yaml: document 1 (line 1): not a Kubernetes object: expected a mapping, found a sequence"
         );
+    }
+
+    #[test]
+    fn content_ignores_resource_version_and_managed_fields_only() {
+        let object = |rv: &str, managed: bool, mode: &str| -> DynamicObject {
+            let mut o: DynamicObject = serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "c", "resourceVersion": rv},
+                "data": {"mode": mode}
+            }))
+            .unwrap();
+            if managed {
+                o.metadata.managed_fields = Some(vec![Default::default()]);
+            }
+            o
+        };
+        assert!(same_content(&object("1", false, "a"), &object("1", false, "a")));
+        assert!(same_content(&object("1", false, "a"), &object("2", true, "a")));
+        assert!(!same_content(&object("1", false, "a"), &object("2", false, "b")));
     }
 
     #[test]

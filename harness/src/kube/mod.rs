@@ -60,6 +60,50 @@ pub fn resolve(
     discovery.resolve_gvk(&GroupVersionKind::gvk(group, version, kind))
 }
 
+/// Attempts of an idempotent request whose connection failed.
+const TRANSPORT_ATTEMPTS: u32 = 3;
+const TRANSPORT_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// Runs an idempotent request (a GET, a server-side apply), again if it failed in
+/// transport (the server closed a pooled connection under it, as a 1.20 API server
+/// was seen to do right after a CRD became Established), at most three times.
+/// Answers from the server are never retried.
+pub async fn idempotent<T, F, Fut>(mut request: F) -> Result<T, ::kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ::kube::Error>>,
+{
+    let mut attempt = 1;
+    loop {
+        match request().await {
+            Err(e @ (::kube::Error::HyperError(_) | ::kube::Error::Service(_)))
+                if attempt < TRANSPORT_ATTEMPTS =>
+            {
+                tracing::debug!(attempt, error = %error_chain(&e), "request failed in transport; again");
+                attempt += 1;
+                tokio::time::sleep(TRANSPORT_RETRY_PAUSE).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// An error and its sources, one after the other: hyper's own message alone
+/// ("client error (Connect)") hides the reason.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

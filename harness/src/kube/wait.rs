@@ -49,7 +49,7 @@ pub enum WaitCause {
 impl fmt::Display for WaitCause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            WaitCause::TimedOut(t) => write!(f, "timed out after {t:?}"),
+            WaitCause::TimedOut(t) => write!(f, "timed out after {t:.1?}"),
             WaitCause::Refused => write!(f, "the API server refused the watch"),
         }
     }
@@ -142,7 +142,8 @@ where
                 }
                 Err(err) => {
                     let refused = is_permanent(&err);
-                    last_error = Some(crate::diag::redact_text(&err.to_string()).into_owned());
+                    last_error =
+                        Some(crate::diag::redact_text(&super::error_chain(&err)).into_owned());
                     if refused {
                         return Err(WaitCause::Refused);
                     }
@@ -274,7 +275,7 @@ mod tests {
         };
         assert_eq!(
             err.to_string(),
-            "timed out after 3s waiting for CRD foos.example.com Established (cluster c1, \
+            "timed out after 3.0s waiting for CRD foos.example.com Established (cluster c1, \
              /apis/apiextensions.k8s.io/v1/customresourcedefinitions/foos.example.com); \
              last state seen: {\"status\":{}}; last error: connection refused"
         );
