@@ -113,6 +113,9 @@ impl Assets {
     /// [`Assets::locate`], else the official release binaries, else a build from
     /// Debian's source package; the last two fill the cache.
     pub async fn ensure(progress: Progress<'_>) -> Result<Self, ClusterError> {
+        if !is_executable(Path::new("/bin/busybox")) && Path::new("/etc/debian_version").exists() {
+            debian::install(progress, &["busybox-static"]).await?;
+        }
         match Self::locate() {
             Ok(a) => {
                 progress(&format!(
@@ -323,18 +326,7 @@ mod debian {
             progress("apt-get update");
             run(&log, "apt-get update", &src_root, "apt-get", &["update"], &[]).await?;
         }
-        progress(&format!("apt-get install {}", BUILD_PACKAGES.join(" ")));
-        let mut args = vec!["install", "-y", "--no-install-recommends"];
-        args.extend(BUILD_PACKAGES);
-        run(
-            &log,
-            "apt-get install",
-            &src_root,
-            "apt-get",
-            &args,
-            &[("DEBIAN_FRONTEND", "noninteractive")],
-        )
-        .await?;
+        install(progress, &BUILD_PACKAGES).await?;
 
         let tree = match source_tree(&src_root) {
             Some(t) => t,
@@ -377,6 +369,21 @@ mod debian {
             ],
         )?;
         Ok(dir)
+    }
+
+    /// `apt-get install -y` the packages (already installed ones cost a second).
+    pub(super) async fn install(
+        progress: Progress<'_>,
+        packages: &[&str],
+    ) -> Result<(), ClusterError> {
+        let root = super::super::cache_dir().join("k8s-src");
+        std::fs::create_dir_all(&root).map_err(ClusterError::io("create", &root))?;
+        progress(&format!("apt-get install {}", packages.join(" ")));
+        let mut args = vec!["install", "-y", "--no-install-recommends"];
+        args.extend(packages);
+        let env = [("DEBIAN_FRONTEND", "noninteractive")];
+        run(&root.join("build.log"), "apt-get install", &root, "apt-get", &args, &env).await?;
+        Ok(())
     }
 
     /// Adds a `deb-src` entry with the mirror and suite of the existing `deb` entry,
