@@ -140,12 +140,14 @@ pub struct LoadReport {
 }
 
 /// Makes every image available in every node: `nodes` are (cluster, container) pairs.
-/// The archive is written into `dir` and removed afterwards.
+/// The archive is written into `dir` and removed afterwards. Execs are privileged as
+/// kind's unless `privileged` is false (see [`super::KindOptions::privileged`]).
 pub async fn load(
     docker: &Docker,
     nodes: &[(String, String)],
     images: &[String],
     dir: &Path,
+    privileged: bool,
 ) -> Result<LoadReport, KindError> {
     let mut report = LoadReport::default();
     if images.is_empty() {
@@ -165,7 +167,8 @@ pub async fn load(
     };
 
     // Which nodes lack something, and their snapshotters.
-    let checks = nodes.iter().map(|(cluster, node)| node_state(docker, cluster, node, &images));
+    let checks =
+        nodes.iter().map(|(cluster, node)| node_state(docker, cluster, node, &images, privileged));
     let states = futures::future::try_join_all(checks).await?;
     let needing: Vec<&NodeState> = states.iter().filter(|s| s.missing).collect();
     report.skipped = states.iter().filter(|s| !s.missing).map(|s| s.cluster.clone()).collect();
@@ -182,13 +185,13 @@ pub async fn load(
         let argv = import_argv(&s.snapshotter, all_platforms);
         let path = archive.path().to_path_buf();
         async move {
-            let out = exec::exec(docker, &s.node, &argv, Stdin::File(path), true).await.map_err(
-                |source| KindError::Exec {
+            let out = exec::exec(docker, &s.node, &argv, Stdin::File(path), privileged)
+                .await
+                .map_err(|source| KindError::Exec {
                     cluster: s.cluster.clone(),
                     step: "import images",
                     source,
-                },
-            )?;
+                })?;
             if out.exit_code != 0 {
                 return Err(KindError::Step {
                     cluster: s.cluster.clone(),
@@ -215,14 +218,21 @@ async fn node_state(
     cluster: &str,
     node: &str,
     images: &[String],
+    privileged: bool,
 ) -> Result<NodeState, KindError> {
-    let run =
-        |step: &'static str, argv: Vec<String>| async move {
-            exec::exec(docker, node, &argv, Stdin::None, true)
-                .await
-                .map_err(|source| KindError::Exec { cluster: cluster.to_string(), step, source })
-        };
+    let run = |step: &'static str, argv: Vec<String>| async move {
+        exec::exec(docker, node, &argv, Stdin::None, privileged)
+            .await
+            .map_err(|source| KindError::Exec { cluster: cluster.to_string(), step, source })
+    };
     let dump = run("containerd config dump", config_dump_argv()).await?;
+    if dump.exit_code != 0 {
+        return Err(KindError::Step {
+            cluster: cluster.to_string(),
+            step: "containerd config dump",
+            detail: super::bootstrap::describe_failure(&config_dump_argv(), &dump),
+        });
+    }
     let snapshotter = snapshotter_from_config_dump(&dump.stdout_text());
     let mut missing = false;
     for image in images {

@@ -211,6 +211,7 @@ pub struct KindRun {
     subnet: Ipv4Net,
     clusters: Vec<KindCluster>,
     dir: PathBuf,
+    privileged: bool,
     armed: bool,
     // Declared last: dropped after the cleanup in `Drop::drop`.
     _tempdir: Option<tempfile::TempDir>,
@@ -245,6 +246,7 @@ impl KindRun {
             subnet: Ipv4Net::default(),
             clusters: Vec::new(),
             dir,
+            privileged: opts.privileged,
             armed: true,
             _tempdir: tempdir,
         };
@@ -326,7 +328,7 @@ impl KindRun {
     pub async fn load_images(&self, images: &[String]) -> Result<LoadReport, KindError> {
         let nodes: Vec<(String, String)> =
             self.clusters.iter().map(|c| (c.spec.name.clone(), c.node.clone())).collect();
-        images::load(&self.docker, &nodes, images, &self.dir).await
+        images::load(&self.docker, &nodes, images, &self.dir, self.privileged).await
     }
 
     /// Removes the run's containers (with their volumes) and network now.
@@ -356,7 +358,7 @@ impl KindRun {
         for route in routes::same_network_routes(topology, &ips) {
             let Some(c) = self.cluster(&route.cluster) else { continue };
             let argv = route.argv();
-            let out = exec::exec(&self.docker, &c.node, &argv, exec::Stdin::None, true)
+            let out = exec::exec(&self.docker, &c.node, &argv, exec::Stdin::None, self.privileged)
                 .await
                 .map_err(|source| KindError::Exec {
                     cluster: route.cluster.clone(),

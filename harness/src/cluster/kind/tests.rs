@@ -36,6 +36,14 @@ mkdir -p /etc/kubernetes && cp /kind/fake-admin.conf /etc/kubernetes/admin.conf\
 /// Records each call and what `apply -f -` received.
 const KUBECTL: &str = "#!/bin/sh\necho \"kubectl $*\" >> /tmp/calls\n\
 case \"$*\" in *' apply -f -') cat >> /tmp/applied; echo '---' >> /tmp/applied;; esac\n";
+/// `containerd config dump` prints the node's configuration.
+const CONTAINERD: &str =
+    "#!/bin/sh\necho \"containerd $*\" >> /tmp/calls\ncat /etc/containerd/config.toml\n";
+/// `crictl inspecti` finds an image once `ctr` imported an archive.
+const CRICTL: &str = "#!/bin/sh\necho \"crictl $*\" >> /tmp/calls\ntest -f /tmp/imported\n";
+/// `ctr images import -` lists the archive it reads from stdin.
+const CTR: &str = "#!/bin/sh\necho \"ctr $*\" >> /tmp/calls\n\
+tar -tf - > /tmp/archive-list && touch /tmp/imported\n";
 const SYSTEMCTL: &str = "#!/bin/sh\necho \"systemctl $*\" >> /tmp/calls\n";
 const CNI: &str = "# would you kindly template this file\nkind: DaemonSet\nenv:\n- name: POD_SUBNET\n  value: {{ .PodSubnet }}\n";
 const CONTAINERD_TOML: &str = "version = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"overlayfs\"\n";
@@ -99,6 +107,9 @@ async fn test_node_image(docker: &Docker) -> String {
     append(&mut b, "rootfs/usr/bin/kubeadm", KUBEADM.as_bytes(), 0o755);
     append(&mut b, "rootfs/usr/bin/kubectl", KUBECTL.as_bytes(), 0o755);
     append(&mut b, "rootfs/usr/bin/systemctl", SYSTEMCTL.as_bytes(), 0o755);
+    append(&mut b, "rootfs/usr/bin/containerd", CONTAINERD.as_bytes(), 0o755);
+    append(&mut b, "rootfs/usr/bin/crictl", CRICTL.as_bytes(), 0o755);
+    append(&mut b, "rootfs/usr/bin/ctr", CTR.as_bytes(), 0o755);
     append(&mut b, "rootfs/kind/version", b"v1.35.0\n", 0o644);
     append(&mut b, "rootfs/kind/manifests/default-cni.yaml", CNI.as_bytes(), 0o644);
     append(&mut b, "rootfs/etc/containerd/config.toml", CONTAINERD_TOML.as_bytes(), 0o644);
@@ -503,4 +514,55 @@ async fn a_failed_start_removes_everything_it_created() {
     assert!(msg.contains("timed out after 2") && msg.contains("node Ready"), "{msg}");
     let left = docker::list_labelled(&docker, &docker::run_filter(&run_id)).await.unwrap();
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[tokio::test]
+async fn images_are_saved_once_and_streamed_into_nodes_that_lack_them() {
+    let f = fixture().await;
+    let n = start_test_node(&f).await;
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = vec![(n.spec.name.clone(), n.name.clone())];
+    // The stand-in node image itself: present on the host, so nothing is pulled.
+    let image = f.opts.node_image.clone();
+    let report = images::load(
+        &f.docker,
+        &nodes,
+        std::slice::from_ref(&image),
+        dir.path(),
+        f.opts.privileged,
+    )
+    .await
+    .unwrap();
+    assert!(report.pulled.is_empty(), "{report:?}");
+    assert_eq!(report.loaded, std::slice::from_ref(&n.spec.name));
+    assert!(report.skipped.is_empty());
+    let calls = sh(&f, &n.name, "cat /tmp/calls").await.stdout_text();
+    let all_platforms = match f.docker.info().await {
+        Ok(info) => !images::uses_containerd_image_store(&info),
+        Err(_) => true,
+    };
+    assert_eq!(
+        calls.lines().collect::<Vec<_>>(),
+        [
+            "containerd config dump".to_string(),
+            format!("crictl inspecti -q {image}"),
+            images::import_argv("overlayfs", all_platforms).join(" "),
+        ]
+    );
+    // What reached the node's stdin is `docker save`'s archive.
+    let listed = sh(&f, &n.name, "cat /tmp/archive-list").await.stdout_text();
+    assert!(listed.lines().any(|l| l == "manifest.json"), "{listed}");
+    // The archive is gone; a second load finds the image and skips the node.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    let again = images::load(
+        &f.docker,
+        &nodes,
+        std::slice::from_ref(&image),
+        dir.path(),
+        f.opts.privileged,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.skipped, std::slice::from_ref(&n.spec.name));
+    assert!(again.loaded.is_empty());
 }
