@@ -55,7 +55,8 @@ const MAX_CONFIG_DUMPS: usize = 20;
         Scenarios: control_plane_install, sidecar_injection, in_mesh_traffic, \
         ingress_traffic, multi_remote (needs --remotes 2). Environment: \
         ECP_ISTIO_RELEASE_URL (a mirror of the Istio release downloads), ECP_CACHE_DIR \
-        (where releases are cached), CI (plain progress lines).")]
+        (where releases are cached), ECP_OFFLINE (try no network: fail at once where \
+        something is missing), CI (plain progress lines).")]
 pub struct Args {
     /// Istio versions to test, comma-separated, one after another (e.g. 1.22.8,1.30.3).
     /// Supported: 1.22.0 to 1.30.x.

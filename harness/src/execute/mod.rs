@@ -756,6 +756,49 @@ metadata:
         assert!(!deployment_available(None));
     }
 
+    /// The executor continues a re-planned plan at the same index: plans for two
+    /// external addresses must have the same steps on the same clusters.
+    #[test]
+    fn plans_for_another_address_keep_their_shape() {
+        use crate::install::{Installer, PlanOptions};
+        use crate::topology::{NetworkMode, PLACEHOLDER_EXTERNAL_ADDR};
+        for (version, installer, remotes) in [
+            ("1.22.8", Installer::Helm, 2),
+            ("1.23.6", Installer::Istioctl, 1),
+            ("1.30.3", Installer::Istioctl, 2),
+            ("1.30.3", Installer::Helm, 1),
+        ] {
+            let mut opts = PlanOptions {
+                istio: version.parse().unwrap(),
+                installer,
+                remotes,
+                network_mode: NetworkMode::MultiNetwork,
+                gateway_tls: Default::default(),
+                external_addr: PLACEHOLDER_EXTERNAL_ADDR,
+                hub: None,
+                tag: None,
+            };
+            let planned = install::plan(&opts).unwrap();
+            opts.external_addr = "172.18.6.66".parse().unwrap();
+            let observed = install::plan(&opts).unwrap();
+            let shape = |p: &Plan| -> Vec<(u8, String, String)> {
+                p.steps.iter().map(|s| (s.number, s.id.clone(), s.cluster.clone())).collect()
+            };
+            assert_eq!(shape(&planned), shape(&observed), "{version} {installer:?}");
+            assert_ne!(planned.files, observed.files, "the address is in the files");
+            let first_wait = planned.steps.iter().position(|s| {
+                s.actions.iter().any(|a| {
+                    matches!(
+                        a,
+                        Action::WaitFor { condition: WaitCondition::LoadBalancerIp { .. }, .. }
+                    )
+                })
+            });
+            let first_wait = first_wait.expect("a wait for the gateway's IP");
+            assert_eq!(planned.steps[first_wait].number, 1, "the address is learned in step 1");
+        }
+    }
+
     #[test]
     fn phases_split_install_from_cleanup() {
         let step = |number| Step {
