@@ -11,6 +11,7 @@ mod kube_support;
 
 use std::time::{Duration, Instant};
 
+use ecp_harness::diag::{self, ClusterInput};
 use ecp_harness::fault::{Outage, classify};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
@@ -96,4 +97,28 @@ webhooks:
         "{outage:?}"
     );
     assert!(injected.get_opt("rejected").await.unwrap().is_none());
+
+    // The diagnostics bundle shows the webhook configuration and both namespaces.
+    let out = tempfile::tempdir().unwrap();
+    let input = ClusterInput {
+        name: "hooks".into(),
+        client: client.clone(),
+        namespaces: vec!["injected".into(), "plain".into()],
+        container_logs: vec![(cluster.container_name().to_string(), cluster.logs().await.unwrap())],
+    };
+    let bundle = diag::collect(&[input], out.path(), Duration::from_secs(5)).await.unwrap();
+    assert!(bundle.problems.is_empty(), "{:?}", bundle.problems);
+    let hooks = std::fs::read_to_string(out.path().join("hooks/webhooks.yaml")).unwrap();
+    assert!(
+        hooks.contains(WEBHOOK) && hooks.contains(&format!("https://{target}:443/inject")),
+        "{hooks}"
+    );
+    let plain = std::fs::read_to_string(out.path().join("hooks/namespaces/plain.yaml")).unwrap();
+    assert!(plain.contains("name: accepted"), "{plain}");
+    let injected =
+        std::fs::read_to_string(out.path().join("hooks/namespaces/injected.yaml")).unwrap();
+    assert!(
+        injected.contains("istio-injection: enabled") && !injected.contains("name: rejected"),
+        "{injected}"
+    );
 }
