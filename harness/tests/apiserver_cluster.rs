@@ -214,3 +214,72 @@ async fn a_killed_runs_leftovers_are_removed_by_label() {
     assert_eq!((removed.containers.len(), removed.networks.len()), (1, 1));
     assert_gone(&labelled(&run_id).await, &run_id);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_controller_manager_runs_the_promised_controllers() {
+    use futures::StreamExt;
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+    use kube::api::{DeleteParams, PostParams};
+    use kube::runtime::{WatchStreamExt, wait::await_condition, watcher};
+    use std::time::Duration;
+    const LIMIT: Duration = Duration::from_secs(60);
+
+    let run = ApiserverRun::start(ApiserverOptions::numbered(1)).await.unwrap();
+    let client = run.clusters()[0].client().await.unwrap();
+    let ns_api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "ctl"}
+    }))
+    .unwrap();
+    ns_api.create(&PostParams::default(), &ns).await.unwrap();
+
+    // root-ca-cert-publisher: every namespace gets the cluster CA.
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "ctl");
+    let root_ca = await_condition(cms, "kube-root-ca.crt", |c: Option<&ConfigMap>| c.is_some());
+    let root_ca = tokio::time::timeout(LIMIT, root_ca).await.unwrap().unwrap().unwrap();
+    let ca = root_ca.data.unwrap_or_default().remove("ca.crt").unwrap_or_default();
+    assert_eq!(ca.trim(), run.clusters()[0].ca_pem.trim());
+
+    // serviceaccount + serviceaccount-token: a token Secret gets its token.
+    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(client.clone(), "ctl");
+    let has_default = await_condition(sas, "default", |s: Option<&_>| s.is_some());
+    tokio::time::timeout(LIMIT, has_default).await.unwrap().unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "ctl");
+    let token: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "default-token",
+                     "annotations": {"kubernetes.io/service-account.name": "default"}},
+        "type": "kubernetes.io/service-account-token"
+    }))
+    .unwrap();
+    secrets.create(&PostParams::default(), &token).await.unwrap();
+    let filled = await_condition(secrets, "default-token", |s: Option<&Secret>| {
+        s.and_then(|s| s.data.as_ref()).is_some_and(|d| d.contains_key("token"))
+    });
+    tokio::time::timeout(LIMIT, filled).await.unwrap().unwrap();
+
+    // deployment -> replicaset -> pod (Pending: there is no kubelet).
+    let deploy: Deployment = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": "none.invalid/web"}]}}}
+    }))
+    .unwrap();
+    Api::<Deployment>::namespaced(client.clone(), "ctl")
+        .create(&PostParams::default(), &deploy)
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "ctl");
+    let mut stream =
+        watcher(pods, watcher::Config::default().labels("app=web")).applied_objects().boxed();
+    let pod = tokio::time::timeout(LIMIT, stream.next()).await.unwrap().unwrap().unwrap();
+    let owner = pod.metadata.owner_references.unwrap_or_default();
+    assert_eq!(owner.first().map(|o| o.kind.as_str()), Some("ReplicaSet"));
+
+    // namespace: deletion finishes (its content removed, the finalizer cleared).
+    ns_api.delete("ctl", &DeleteParams::default()).await.unwrap();
+    let gone = await_condition(ns_api, "ctl", |n: Option<&Namespace>| n.is_none());
+    tokio::time::timeout(LIMIT, gone).await.unwrap().unwrap();
+}
