@@ -328,6 +328,15 @@ async fn preflight_all(s: &Settings) -> Result<Vec<Prepared>, Vec<String>> {
             }
         };
         let needs = preflight::plan_needs(&plan);
+        for host in preflight::helm_repo_hosts(&plan) {
+            if let Err(why) = preflight::host_reachable(&host, 443, preflight::REACH_TIMEOUT).await
+            {
+                problems.push(format!(
+                    "Istio {v}: helm installs charts from https://{host} ({why}): run where it \
+                     is reachable, or use --installer istioctl"
+                ));
+            }
+        }
         let Some(source) = &source else { continue };
         match preflight::programs(*v, needs, s.istioctl.as_deref(), s.helm.as_deref(), source).await
         {

@@ -47,6 +47,23 @@ pub fn plan_needs(plan: &Plan) -> PlanNeeds {
     needs
 }
 
+/// The hosts of the Helm repositories a plan installs charts from (`--repo URL`).
+pub fn helm_repo_hosts(plan: &Plan) -> Vec<String> {
+    let mut hosts = Vec::new();
+    for action in plan.steps.iter().flat_map(|s| &s.actions) {
+        let Action::Run { program: Program::Helm, args, .. } = action else { continue };
+        for pair in args.windows(2).filter(|w| w[0] == "--repo") {
+            let host = pair[1].split("://").nth(1).and_then(|rest| rest.split('/').next());
+            if let Some(host) = host.map(|h| h.split(':').next().unwrap_or(h).to_string())
+                && !hosts.contains(&host)
+            {
+                hosts.push(host);
+            }
+        }
+    }
+    hosts
+}
+
 /// The programs for a plan: `--istioctl PATH` or the release's istioctl, `--helm PATH`
 /// or helm on `PATH`, the release when needed (from the cache, else downloaded and
 /// verified). Problems are returned, all of them, in that order.
@@ -196,6 +213,15 @@ mod tests {
             needs.helm && needs.release,
             "1.22's istiod-remote is only in the release: {needs:?}"
         );
+    }
+
+    #[test]
+    fn helm_plans_name_their_chart_repository() {
+        assert_eq!(
+            helm_repo_hosts(&plan("1.30.3", Installer::Helm)),
+            ["istio-release.storage.googleapis.com"]
+        );
+        assert!(helm_repo_hosts(&plan("1.30.3", Installer::Istioctl)).is_empty());
     }
 
     #[test]
