@@ -94,6 +94,20 @@ spec:
                 color: {type: string}
 "#;
 
+/// The start of a Go runtime crash in a container log, if any. A kube-apiserver 1.20
+/// built with Go >= 1.18 against the vendored reflect2 v1.0.1 dies this way on the first
+/// custom resource it serves (reflect2 v1.0.2 fixes it).
+fn fatal_error(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    match lines.iter().position(|l| l.starts_with("fatal error") || l.starts_with("panic:")) {
+        Some(at) => format!(
+            "\n--- the API server crashed ---\n{}",
+            lines[at.saturating_sub(2)..(at + 24).min(lines.len())].join("\n")
+        ),
+        None => String::new(),
+    }
+}
+
 fn summary(
     report: &ecp_harness::kube::apply::ApplyReport,
 ) -> Vec<(String, Option<String>, Outcome)> {
@@ -110,7 +124,12 @@ async fn applies_crds_first_resolves_scope_and_a_second_apply_changes_nothing() 
     let client = run.clusters()[0].client().await.unwrap();
 
     let started = std::time::Instant::now();
-    let first = apply(&client, "apply", BUNDLE, "bundle.yaml").await;
+    let opts = ApplyOptions::new("apply", FIELD_MANAGER);
+    let first = match apply_yaml(&client, BUNDLE, "bundle.yaml", &opts).await {
+        Ok(report) => report,
+        // Say why when the API server died under the apply (see fatal_error).
+        Err(e) => panic!("{e}{}", fatal_error(&run.clusters()[0].logs().await.unwrap_or_default())),
+    };
     let first_took = started.elapsed();
     let ns = Some("apply-test".to_string());
     let created = |kind: &str, namespace: &Option<String>| {
