@@ -23,6 +23,9 @@ pub struct Invocation {
     pub cwd: PathBuf,
     /// Where standard output goes (absolute), if the plan keeps it.
     pub stdout_file: Option<PathBuf>,
+    /// `KUBECONFIG` for the command: the step's cluster, so that a command without
+    /// `--kubeconfig` can never reach the user's default cluster.
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// The binaries the installers run.
@@ -80,6 +83,7 @@ pub fn invocation(
         args,
         cwd: plan_dir.to_path_buf(),
         stdout_file: stdout_file.map(|f| plan_dir.join(f)),
+        kubeconfig: None,
     })
 }
 
@@ -105,6 +109,9 @@ impl Invocation {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if let Some(kubeconfig) = &self.kubeconfig {
+            command.env("KUBECONFIG", kubeconfig);
+        }
         let child = command
             .spawn()
             .map_err(|e| RunError::Spawn { command: self.display(), reason: e.to_string() })?;
@@ -343,6 +350,7 @@ mod tests {
             args: vec!["--set".into(), "values.a=b c".into(), "it's".into()],
             cwd: "/".into(),
             stdout_file: None,
+            kubeconfig: None,
         };
         assert_eq!(inv.display(), r"/bin/istioctl --set 'values.a=b c' 'it'\''s'");
     }
@@ -365,6 +373,7 @@ mod tests {
             args: vec!["manifest".into(), "generate".into(), "a b".into()],
             cwd: dir.path().to_path_buf(),
             stdout_file: Some(dir.path().join("out/manifest.yaml")),
+            kubeconfig: Some("/run/ecp/config.kubeconfig".into()),
         };
         inv.run(Duration::from_secs(10)).await.unwrap();
         let out = std::fs::read_to_string(dir.path().join("out/manifest.yaml")).unwrap();
@@ -380,7 +389,13 @@ mod tests {
             "i=0; while [ $i -lt 40 ]; do echo line$i >&2; i=$((i+1)); done; \
              echo 'token: eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJzdWIiOiJ4In0.c2lnbmF0dXJl' >&2; exit 3",
         );
-        let inv = Invocation { program, args: vec![], cwd: dir.path().into(), stdout_file: None };
+        let inv = Invocation {
+            program,
+            args: vec![],
+            cwd: dir.path().into(),
+            stdout_file: None,
+            kubeconfig: None,
+        };
         let err = inv.run(Duration::from_secs(10)).await.unwrap_err().to_string();
         assert!(err.contains("exit status: 3"), "{err}");
         assert!(err.contains("line39") && !err.contains("line5\n"), "only the tail: {err}");
@@ -391,7 +406,13 @@ mod tests {
     async fn a_hanging_installer_is_stopped_at_the_timeout() {
         let dir = tempfile::tempdir().unwrap();
         let program = script(dir.path(), "exec sleep 30");
-        let inv = Invocation { program, args: vec![], cwd: dir.path().into(), stdout_file: None };
+        let inv = Invocation {
+            program,
+            args: vec![],
+            cwd: dir.path().into(),
+            stdout_file: None,
+            kubeconfig: None,
+        };
         let started = std::time::Instant::now();
         let err = inv.run(Duration::from_millis(300)).await.unwrap_err();
         assert!(matches!(err, RunError::Timeout { .. }), "{err:?}");
@@ -405,6 +426,7 @@ mod tests {
             args: vec!["version".into()],
             cwd: "/".into(),
             stdout_file: None,
+            kubeconfig: None,
         };
         let err = inv.run(Duration::from_secs(5)).await.unwrap_err().to_string();
         assert!(err.contains("/nonexistent/istioctl version"), "{err}");

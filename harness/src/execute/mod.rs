@@ -339,7 +339,7 @@ async fn run_action(
         }
         Action::Run { program, args, stdout_file } => {
             let kubeconfig = |c: &str| clusters.get(c).map(|a| a.kubeconfig.clone());
-            let invocation = command::invocation(
+            let mut invocation = command::invocation(
                 *program,
                 args,
                 stdout_file.as_deref(),
@@ -347,6 +347,7 @@ async fn run_action(
                 &opts.plan_dir,
                 kubeconfig,
             )?;
+            invocation.kubeconfig = Some(access.kubeconfig.clone());
             tracing::info!(command = %invocation.display(), "running");
             invocation.run(opts.run_timeout).await?;
         }
