@@ -62,9 +62,9 @@ webhooks:
 "#;
 
 /// A stand-in installer: prints a ConfigMap naming its arguments (the kubeconfig
-/// path among them) and its working directory.
+/// path among them), its working directory and its KUBECONFIG.
 const FAKE_ISTIOCTL: &str = r#"#!/bin/sh
-printf 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: installer-output, namespace: external-istiod}\ndata:\n  args: "%s"\n  cwd: "%s"\n' "$*" "$(pwd)"
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: installer-output, namespace: external-istiod}\ndata:\n  args: "%s"\n  cwd: "%s"\n  env: "%s"\n' "$*" "$(pwd)" "$KUBECONFIG"
 "#;
 
 fn step(number: u8, id: &str, cluster: &str, actions: Vec<Action>) -> Step {
@@ -219,6 +219,7 @@ async fn a_plan_installs_verifies_and_cleans_up() {
     let data = out.data.unwrap();
     let kubeconfig = clusters["config"].kubeconfig.display().to_string();
     assert_eq!(data["args"], format!("install -f config/remote.yaml --kubeconfig {kubeconfig}"));
+    assert_eq!(data["env"], kubeconfig, "KUBECONFIG is the step's cluster too");
     let plan_dir = dir.path().join("plan").canonicalize().unwrap();
     assert_eq!(PathBuf::from(&data["cwd"]).canonicalize().unwrap(), plan_dir);
     let ns = Api::<Namespace>::all(config.clone()).get(NS).await.unwrap();
