@@ -203,7 +203,16 @@ fn select_scenarios(
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let settings = settings(args)?;
-    crate::runtime()?.block_on(run_all(&settings))
+    crate::runtime()?.block_on(async {
+        tokio::select! {
+            result = run_all(&settings) => result,
+            // Dropping the run removes its clusters (KindRun's Drop).
+            _ = tokio::signal::ctrl_c() => bail!(
+                "interrupted: the run's clusters were removed (`cargo xtask down` removes \
+                 anything left behind)"
+            ),
+        }
+    })
 }
 
 /// What the preflight established for one version.
