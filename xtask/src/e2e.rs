@@ -277,25 +277,29 @@ async fn preflight_all(s: &Settings) -> Result<Vec<Prepared>, Vec<String>> {
     let mut problems = Vec::new();
     let run_id = RunId::new();
 
-    // Docker and the node images (kind's own preflight).
-    let mut node_images = Vec::new();
+    // Docker and the node images (kind's own preflight). One node image per version;
+    // with --reuse every version runs on the first version's.
+    let mut node_images: Vec<Option<String>> = Vec::new();
     for v in &s.versions {
-        let image = match (&s.node_image, s.reuse, node_images.first()) {
-            (Some(image), _, _) => image.clone(),
-            (None, true, Some(first)) => String::clone(first),
+        let first = node_images.first().cloned().flatten();
+        let image = match (&s.node_image, s.reuse, first) {
+            (Some(image), _, _) => Some(image.clone()),
+            (None, true, Some(first)) => Some(first),
             (None, _, _) => match kind::node_image_for(*v) {
-                Ok(known) => known.image.to_string(),
+                Ok(known) => Some(known.image.to_string()),
                 Err(e) => {
                     problems.push(format!("Istio {v}: {e}"));
-                    continue;
+                    None
                 }
             },
         };
         node_images.push(image);
     }
-    node_images.dedup();
+    let mut distinct: Vec<&String> = node_images.iter().flatten().collect();
+    distinct.sort();
+    distinct.dedup();
     let mut docker_ok = true;
-    for image in &node_images {
+    for image in distinct {
         let host = preflight::registry_host(image);
         let reachable = preflight::host_reachable(&host, 443, preflight::REACH_TIMEOUT).await;
         let opts = KindOptions::new(image.clone(), run_id.clone());
@@ -350,13 +354,14 @@ async fn preflight_all(s: &Settings) -> Result<Vec<Prepared>, Vec<String>> {
         match preflight::programs(*v, needs, s.istioctl.as_deref(), s.helm.as_deref(), source).await
         {
             Ok((programs, _)) => {
-                let node_image = node_images.get(i).or(node_images.first()).cloned();
+                // A version without a node image has its problem recorded already.
+                let Some(node_image) = node_images[i].clone() else { continue };
                 prepared.push(Prepared {
                     version: *v,
                     images: images_for(s, *v),
                     plan,
                     programs,
-                    node_image: node_image.unwrap_or_default(),
+                    node_image,
                 })
             }
             Err(found) => problems.extend(found),
