@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use ecp_harness::cluster::kind::{self, KindOptions, KindRun, MetalLbManifest};
+use ecp_harness::cluster::kind::{self, KindOptions, KindRun, MetalLbManifest, RegistryMirror};
 use ecp_harness::cluster::{RunId, cache_dir, docker};
 use ecp_harness::diag::{self, ClusterInput};
 use ecp_harness::execute::command::Programs;
@@ -109,6 +109,10 @@ pub struct Args {
     /// Image tag of Istio's images (default: the Istio version).
     #[arg(long, value_name = "TAG")]
     pub tag: Option<String>,
+    /// Pull through a registry mirror inside the nodes (containerd `hosts.toml`);
+    /// repeat for several registries, e.g. `docker.io=http://kind-registry:5000`.
+    #[arg(long = "registry-mirror", value_name = "REGISTRY=ENDPOINT")]
+    pub registry_mirrors: Vec<RegistryMirror>,
 }
 
 /// The arguments, checked: everything decided before touching the machine.
@@ -129,6 +133,7 @@ struct Settings {
     node_image: Option<String>,
     hub: Option<String>,
     tag: Option<String>,
+    registry_mirrors: Vec<RegistryMirror>,
 }
 
 fn settings(args: Args) -> anyhow::Result<Settings> {
@@ -169,6 +174,7 @@ fn settings(args: Args) -> anyhow::Result<Settings> {
         node_image: args.node_image,
         hub: args.hub,
         tag: args.tag,
+        registry_mirrors: args.registry_mirrors,
     })
 }
 
@@ -610,6 +616,7 @@ async fn start_clusters(
     topology: &Topology,
 ) -> anyhow::Result<KindRun> {
     let mut opts = KindOptions::new(p.node_image.clone(), RunId::new());
+    opts.registry_mirrors = s.registry_mirrors.clone();
     if s.keep {
         opts.state_dir = Some(cache_dir().join("runs"));
     }

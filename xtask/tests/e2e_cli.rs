@@ -138,8 +138,22 @@ fn help_documents_every_option() {
         "--node-image <IMAGE>",
         "--hub <HUB>",
         "--tag <TAG>",
+        "--registry-mirror <REGISTRY=ENDPOINT>",
     ] {
         assert!(help.contains(option), "{option} missing:\n{help}");
     }
     assert!(help.contains("creates nothing"), "{help}");
+}
+
+#[test]
+fn a_malformed_registry_mirror_is_refused_before_anything_runs() {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["e2e", "--registry-mirror", "docker.io"])
+        .env("ECP_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("expected REGISTRY=ENDPOINT"), "{stderr}");
+    assert!(!stderr.contains("preflight"), "{stderr}");
 }
