@@ -55,6 +55,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if profile == "ci" {
         println!("JUnit report: target/nextest/ci/junit.xml");
     }
+    if let (Err(_), Err(e)) = (&tests, &leftovers) {
+        eprintln!("error: {e:#}");
+    }
     tests.context("tests failed")?;
     leftovers?;
     println!("cargo xtask test: all passed; no labelled container or network left behind");

@@ -182,6 +182,10 @@ fn cached_dir() -> Option<PathBuf> {
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join(COMPLETE_MARKER).is_file())
+        .filter(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            name.ends_with("-release") || name.ends_with(debian::DEBIAN_BUILD)
+        })
         .collect();
     dirs.sort();
     dirs.pop()
@@ -304,6 +308,14 @@ mod debian {
 
     use super::{ClusterError, Progress, fill_cache_dir};
 
+    /// Suffix of the cache directory of this recipe; a new revision of the recipe
+    /// (r2: reflect2 v1.0.2) makes older builds unused.
+    pub(super) const DEBIAN_BUILD: &str = "debian-r2";
+    /// Where Debian's golang-github-modern-go-reflect2-dev puts the source.
+    const REFLECT2_SRC: &str = "/usr/share/gocode/src/github.com/modern-go/reflect2";
+    const REFLECT2_OLD: &str = "github.com/modern-go/reflect2 v1.0.1";
+    const REFLECT2_NEW: &str = "github.com/modern-go/reflect2 v1.0.2";
+
     const SOURCES_FILE: &str = "/etc/apt/sources.list.d/ecp-harness-src.sources";
     const BUILD_PACKAGES: [&str; 6] =
         ["golang-go", "rsync", "etcd-server", "busybox-static", "make", "dpkg-dev"];
@@ -348,6 +360,7 @@ mod debian {
             }
         };
         let out = tree.join(OUTPUT);
+        patch_reflect2(&tree, progress).await?;
         let built =
             ["kube-apiserver", "kube-controller-manager"].iter().all(|b| out.join(b).is_file());
         if built {
@@ -357,7 +370,7 @@ mod debian {
         }
         let version =
             super::apiserver_version(&out.join("kube-apiserver")).map_err(ClusterError::Assets)?;
-        let dir = super::assets_cache_root().join(format!("k8s-{version}-debian"));
+        let dir = super::assets_cache_root().join(format!("k8s-{version}-{DEBIAN_BUILD}"));
         progress(&format!("caching the binaries in {}", dir.display()));
         fill_cache_dir(
             &dir,
@@ -491,6 +504,47 @@ mod debian {
             .collect();
         trees.sort();
         trees.pop()
+    }
+
+    /// Kubernetes 1.20 vendors reflect2 v1.0.1, which reads Go runtime internals
+    /// that changed in Go 1.18: an API server built with bookworm's Go 1.19 dies
+    /// ("fatal error") on the first custom resource it serves. reflect2 v1.0.2 fixes
+    /// it; Debian packages it. Swaps the vendored copy for Debian's and updates the
+    /// module metadata (`-mod=vendor` checks it), and removes binaries built before.
+    async fn patch_reflect2(tree: &Path, progress: Progress<'_>) -> Result<(), ClusterError> {
+        let modules = tree.join("vendor/modules.txt");
+        let text = std::fs::read_to_string(&modules).map_err(ClusterError::io("read", &modules))?;
+        if !text.contains(REFLECT2_OLD) {
+            return Ok(());
+        }
+        install(progress, &["golang-github-modern-go-reflect2-dev"]).await?;
+        progress("replacing the vendored reflect2 v1.0.1 with Debian's v1.0.2 (Go >= 1.18 fix)");
+        let vendored = tree.join("vendor/github.com/modern-go/reflect2");
+        let entries =
+            std::fs::read_dir(REFLECT2_SRC).map_err(ClusterError::io("read", REFLECT2_SRC))?;
+        std::fs::remove_dir_all(&vendored).map_err(ClusterError::io("remove", &vendored))?;
+        std::fs::create_dir_all(&vendored).map_err(ClusterError::io("create", &vendored))?;
+        for entry in entries.filter_map(Result::ok) {
+            let src = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let source_file = name.ends_with(".go") || name.ends_with(".s") || name == "LICENSE";
+            if src.is_file() && source_file && !name.ends_with("_test.go") {
+                let dst = vendored.join(&name);
+                std::fs::copy(&src, &dst).map_err(ClusterError::io("copy", &src))?;
+            }
+        }
+        for file in [tree.join("go.mod"), modules] {
+            let text = std::fs::read_to_string(&file).map_err(ClusterError::io("read", &file))?;
+            std::fs::write(&file, text.replace(REFLECT2_OLD, REFLECT2_NEW))
+                .map_err(ClusterError::io("write", &file))?;
+        }
+        for bin in ["kube-apiserver", "kube-controller-manager"] {
+            let built = tree.join(OUTPUT).join(bin);
+            if built.exists() {
+                std::fs::remove_file(&built).map_err(ClusterError::io("remove", &built))?;
+            }
+        }
+        Ok(())
     }
 
     async fn make(tree: &Path, log: &Path, progress: Progress<'_>) -> Result<(), ClusterError> {
