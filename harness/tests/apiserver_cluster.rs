@@ -86,17 +86,20 @@ async fn custom_resource_round_trip(client: kube::Client) {
                                "schema": {"openAPIV3Schema": {"type": "object",
                                    "x-kubernetes-preserve-unknown-fields": true}}}]}
     }))
-    .unwrap();
+    .expect("CRD");
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.create(&PostParams::default(), &crd).await.unwrap();
+    crds.create(&PostParams::default(), &crd).await.expect("create CRD");
     let established = await_condition(crds, "probes.ecp.test", conditions::is_crd_established());
-    tokio::time::timeout(std::time::Duration::from_secs(30), established).await.unwrap().unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(30), established)
+        .await
+        .expect("established in time")
+        .expect("watch");
     let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("ecp.test", "v1", "Probe"));
     let probes: Api<DynamicObject> = Api::namespaced_with(client, "default", &ar);
     let mut probe = DynamicObject::new("p1", &ar);
     probe.data = serde_json::json!({"spec": {"size": 3}});
-    probes.create(&PostParams::default(), &probe).await.unwrap();
-    assert_eq!(probes.get("p1").await.unwrap().data["spec"]["size"], 3);
+    probes.create(&PostParams::default(), &probe).await.expect("create custom resource");
+    assert_eq!(probes.get("p1").await.expect("get custom resource").data["spec"]["size"], 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]
