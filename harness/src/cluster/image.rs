@@ -177,7 +177,32 @@ pub async fn ensure_image(docker: &Docker, assets: &Assets) -> Result<String, Cl
     docker.inspect_image(&spec.tag).await.map_err(|e| {
         ClusterError::ImageBuild(format!("{} missing after the build: {e}", spec.tag))
     })?;
+    remove_older_images(docker, &spec.tag).await;
     Ok(spec.tag)
+}
+
+/// Removes the provider's other images (each ~240 MB; a new one comes with every
+/// change of binaries or script). One still used by a container stays: Docker
+/// refuses without `force`, and that refusal is fine.
+async fn remove_older_images(docker: &Docker, keep: &str) {
+    use bollard::query_parameters::{ListImagesOptionsBuilder, RemoveImageOptionsBuilder};
+    let filters = std::collections::HashMap::from([("reference", vec![IMAGE_REPO])]);
+    let listed =
+        docker.list_images(Some(ListImagesOptionsBuilder::new().filters(&filters).build()));
+    let images = match listed.await {
+        Ok(images) => images,
+        Err(e) => {
+            tracing::debug!("cannot list older apiserver images: {e}");
+            return;
+        }
+    };
+    for tag in images.into_iter().flat_map(|i| i.repo_tags).filter(|t| t != keep) {
+        let opts = RemoveImageOptionsBuilder::new().build();
+        match docker.remove_image(&tag, Some(opts), None).await {
+            Ok(_) => tracing::info!(%tag, "removed an older apiserver image"),
+            Err(e) => tracing::debug!(%tag, "older apiserver image kept: {e}"),
+        }
+    }
 }
 
 /// The shared libraries `bin` loads, by absolute path (`ldd`); none for a static binary.
