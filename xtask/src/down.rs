@@ -12,6 +12,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(id) = &args.run_id
+        && (id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+    {
+        anyhow::bail!("--run-id `{id}`: a run id has letters, digits and dashes only");
+    }
     let filter = match &args.run_id {
         Some(id) => docker::run_filter(&RunId::from_existing(id.as_str())),
         None => RUN_ID_LABEL.to_string(),

@@ -104,8 +104,7 @@ impl Assets {
         }
         Err(ClusterError::Assets(format!(
             "no etcd/kube-apiserver/kube-controller-manager found: ${ASSETS_ENV} and \
-             ${KUBEBUILDER_ASSETS_ENV} are unset and the cache {} is empty; \
-             run the tests with `cargo xtask test`, which obtains them",
+             ${KUBEBUILDER_ASSETS_ENV} are unset and the cache {} is empty",
             assets_cache_root().display()
         )))
     }

@@ -93,7 +93,9 @@ impl fmt::Display for RunId {
 }
 
 /// What can go wrong while providing clusters. Every variant names what it was doing.
-#[derive(Debug, thiserror::Error)]
+/// `Debug` prints the message too, so a test's `unwrap()` says what to do (e.g. run
+/// through `cargo xtask test`) and shows a failed cluster's log tail readably.
+#[derive(thiserror::Error)]
 pub enum ClusterError {
     #[error("docker: {action}: {source}")]
     Docker {
@@ -109,7 +111,7 @@ pub enum ClusterError {
         #[source]
         source: bollard::errors::Error,
     },
-    #[error("kubernetes binaries: {0}")]
+    #[error("kubernetes binaries: {0} (`cargo xtask test` obtains and caches them)")]
     Assets(String),
     #[error("asset step `{step}` failed: {detail}")]
     AssetStep { step: String, detail: String },
@@ -150,6 +152,13 @@ pub enum ClusterError {
     Options(String),
     #[error("cleanup of run {run}: {detail}")]
     Cleanup { run: String, detail: String },
+}
+
+impl fmt::Debug for ClusterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Every message already includes its source.
+        fmt::Display::fmt(self, f)
+    }
 }
 
 impl ClusterError {
