@@ -700,7 +700,7 @@ async fn run_scenarios(
     file.write(&topology_file)?;
     let topology_file = std::path::absolute(&topology_file)?;
 
-    let junit = target_dir().join("nextest").join("ci").join("junit.xml");
+    let junit = target_dir().join("nextest").join("e2e").join("junit.xml");
     let _ = std::fs::remove_file(&junit);
     let names: Vec<&str> = s.scenarios.iter().map(|sc| sc.name).collect();
     let args = nextest_args(&names);
@@ -719,8 +719,9 @@ async fn run_scenarios(
     Ok(results)
 }
 
-/// `cargo nextest run` of the selected scenario test binaries, in the `ci` profile
-/// (one retry, flaky results kept, JUnit written).
+/// `cargo nextest run` of the selected scenario test binaries, in the `e2e` profile
+/// (one retry, flaky results kept, JUnit written where the self-tests' `ci` profile
+/// does not write).
 fn nextest_args(scenarios: &[&str]) -> Vec<String> {
     let binaries =
         scenarios.iter().map(|name| format!("binary(={name})")).collect::<Vec<_>>().join(" | ");
@@ -732,7 +733,7 @@ fn nextest_args(scenarios: &[&str]) -> Vec<String> {
         "--features",
         "e2e",
         "--profile",
-        "ci",
+        "e2e",
         "--no-fail-fast",
         "-E",
     ]
@@ -947,7 +948,7 @@ mod tests {
     fn nextest_runs_only_the_selected_scenario_binaries() {
         assert_eq!(
             nextest_args(&["control_plane_install", "multi_remote"]).join(" "),
-            "nextest run --package ecp-scenarios --features e2e --profile ci --no-fail-fast \
+            "nextest run --package ecp-scenarios --features e2e --profile e2e --no-fail-fast \
              -E kind(test) & (binary(=control_plane_install) | binary(=multi_remote))"
         );
     }
