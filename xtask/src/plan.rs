@@ -94,11 +94,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let plan = install::plan(&options)?;
     if let Some(dir) = &args.out {
         let written = plan.write(dir)?;
-        print!("{}", plan.render_text());
-        println!();
-        println!("Wrote {} files to {}", written.len(), dir.display());
+        crate::print_out(&format!(
+            "{}\nWrote {} files to {}\n",
+            plan.render_text(),
+            written.len(),
+            dir.display()
+        ))?;
     } else {
-        print!("{}", plan.render_text());
+        crate::print_out(&plan.render_text())?;
     }
     Ok(())
 }

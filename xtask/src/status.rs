@@ -10,13 +10,19 @@ use ecp_harness::cluster::{CLUSTER_LABEL, RUN_ID_LABEL, docker};
 pub struct Args {}
 
 pub fn run(_args: Args) -> anyhow::Result<()> {
+    crate::print_out(&report()?)?;
+    Ok(())
+}
+
+fn report() -> anyhow::Result<String> {
+    use std::fmt::Write;
+    let mut out = String::new();
     let found = crate::runtime()?.block_on(async {
         let d = docker::connect().await?;
         docker::list_labelled(&d, RUN_ID_LABEL).await
     })?;
     if found.is_empty() {
-        println!("no run of this suite has containers or networks");
-        return Ok(());
+        return Ok("no run of this suite has containers or networks\n".to_string());
     }
     let mut runs: BTreeMap<&str, (Vec<String>, Vec<&str>)> = BTreeMap::new();
     for c in &found.containers {
@@ -32,12 +38,12 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
         runs.entry(run).or_default().1.push(&n.name);
     }
     for (run, (containers, networks)) in runs {
-        println!("run {run}");
+        writeln!(out, "run {run}")?;
         for n in networks {
-            println!("  network {n}");
+            writeln!(out, "  network {n}")?;
         }
         for c in containers {
-            println!("  container {c}");
+            writeln!(out, "  container {c}")?;
         }
         let dir = crate::up::runs_dir().join(run);
         if let Ok(entries) = std::fs::read_dir(&dir) {
@@ -47,10 +53,10 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
                 .collect();
             kubeconfigs.sort();
             for k in kubeconfigs {
-                println!("  kubeconfig {}", k.display());
+                writeln!(out, "  kubeconfig {}", k.display())?;
             }
         }
     }
-    println!("remove with: cargo xtask down [--run-id ID]");
-    Ok(())
+    writeln!(out, "remove with: cargo xtask down [--run-id ID]")?;
+    Ok(out)
 }
