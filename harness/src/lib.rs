@@ -16,8 +16,8 @@ pub mod tls;
 pub mod topology;
 pub mod version;
 
-/// Installs the process-wide rustls crypto provider (ring), once. kube and
-/// testcontainers default to ring; reqwest would pick aws-lc-rs otherwise.
+/// Installs the process-wide rustls crypto provider (ring), once. kube and rcgen use
+/// ring; reqwest 0.13 also brings aws-lc-rs, so rustls cannot pick one by itself.
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
