@@ -409,7 +409,9 @@ fn parse(yaml: &str, file: &str) -> Result<Vec<Doc>, ApplyError> {
     let mut docs = Vec::new();
     for (line, text) in split_documents(yaml) {
         let at = DocRef { file: file.to_string(), index: docs.len() + 1, line };
-        let value: Value = serde_saphyr::from_str(text)
+        // Without the parser's snippet of the source: a manifest may hold a Secret.
+        let options = serde_saphyr::options! { with_snippet: false };
+        let value: Value = serde_saphyr::from_str_with_options(text, options)
             .map_err(|e| ApplyError::Parse { doc: at.clone(), message: e.to_string() })?;
         if value.is_null() {
             continue;
@@ -516,6 +518,15 @@ mod tests {
         let docs = parse(yaml, "c.yaml").unwrap();
         assert_eq!(docs.len(), 1);
         assert_eq!(docs[0].object.data["data"]["f"], "---\nx\n");
+    }
+
+    #[test]
+    fn a_yaml_error_does_not_quote_the_document() {
+        let yaml = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n\
+                    stringData: {token: hunter2-secret-value, bad: [unclosed}\n";
+        let err = parse(yaml, "secret.yaml").unwrap_err().to_string();
+        assert!(err.starts_with("secret.yaml: document 1 (line 1): not valid YAML"), "{err}");
+        assert!(!err.contains("hunter2"), "the error quotes the source: {err}");
     }
 
     #[test]

@@ -271,6 +271,9 @@ current-context: ctx-b
     let ambiguous = two.replace("current-context: ctx-b\n", "");
     assert!(matches!(parse_kubeconfig_server(&ambiguous), Err(RemoteSecretError::Kubeconfig(_))));
     assert!(parse_kubeconfig_server("clusters: [").is_err());
+    let leaky = "users:\n- name: u\n  user: {token: hunter2-secret-token, x: [}\n";
+    let err = parse_kubeconfig_server(leaky).unwrap_err().to_string();
+    assert!(!err.contains("hunter2"), "the error quotes the kubeconfig: {err}");
 }
 
 #[test]

@@ -413,6 +413,10 @@ fn admin_credentials_are_decoded_and_never_debug_printed() {
     assert_eq!(format!("{creds:?}"), "AdminCredentials { .. }");
     let err = admin_credentials("c", "apiVersion: v1\nkind: Config\n").unwrap_err();
     assert!(err.to_string().contains("certificate-authority-data"), "{err}");
+    let broken = "users:\n- user: {client-key-data: c2VjcmV0LWtleS1ieXRlcw==, x: [}\n";
+    let err = admin_credentials("c", broken).unwrap_err().to_string();
+    assert!(err.contains("admin.conf is not YAML"), "{err}");
+    assert!(!err.contains("c2VjcmV0"), "the error quotes admin.conf: {err}");
 }
 
 #[test]
