@@ -118,7 +118,7 @@ pub struct Step {
 }
 
 /// A file the install applies or passes to an installer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanFile {
     /// Relative to the plan directory, e.g. `external/istiod.yaml`.
     pub path: String,
@@ -126,6 +126,21 @@ pub struct PlanFile {
     /// Holds a private key or a credential template: written with mode 0600 and
     /// never printed.
     pub private: bool,
+}
+
+/// A private file's contents are left out, so that `{:?}` of a plan (a test's failure
+/// message, a debug log) never prints a key.
+impl std::fmt::Debug for PlanFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("PlanFile");
+        d.field("path", &self.path);
+        if self.private {
+            d.field("contents", &format_args!("<{} bytes, private>", self.contents.len()));
+        } else {
+            d.field("contents", &self.contents);
+        }
+        d.field("private", &self.private).finish()
+    }
 }
 
 /// One thing the executor does, in order. Serialized with an `action` tag.

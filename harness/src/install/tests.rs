@@ -530,6 +530,18 @@ fn write_puts_every_file_and_plan_json_with_private_files_0600() {
 }
 
 #[test]
+fn debug_of_a_plan_leaves_out_private_contents() {
+    let p = plan(&opts(Installer::Istioctl, "1.30.3", 2, GatewayTls::Simple)).unwrap();
+    let key = p.file("external/tls/server.key").unwrap();
+    assert!(key.private && key.contents.contains("PRIVATE KEY"));
+    let debug = format!("{p:?}");
+    assert!(!debug.contains("PRIVATE KEY"), "a key is printed");
+    assert!(debug.contains("external/tls/server.key") && debug.contains("private>"));
+    // Files without secrets still show what they hold.
+    assert!(debug.contains("kind: ServiceAccount"), "{debug}");
+}
+
+#[test]
 fn write_to_an_unwritable_place_names_the_directory() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a-file");
