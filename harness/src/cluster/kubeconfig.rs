@@ -112,15 +112,21 @@ pub fn render(spec: &KubeconfigSpec<'_>) -> Result<String, ClusterError> {
     })
 }
 
-/// Writes the kubeconfig to `path` with mode 0600 (it holds a private key).
+/// Writes the kubeconfig to `path` with mode 0600 (it holds a private key). A file
+/// already there is removed first: opening it would keep its mode, maybe a wider one.
 pub fn write(path: &Path, spec: &KubeconfigSpec<'_>) -> Result<(), ClusterError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let text = render(spec)?;
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(ClusterError::io("replace kubeconfig", path)(e));
+        }
+        _ => {}
+    }
     let mut f = std::fs::OpenOptions::new()
-        .create(true)
+        .create_new(true)
         .write(true)
-        .truncate(true)
         .mode(0o600)
         .open(path)
         .map_err(ClusterError::io("write kubeconfig", path))?;
@@ -180,5 +186,24 @@ mod tests {
         };
         write(&p, &spec).unwrap();
         assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn rewriting_a_wider_file_leaves_it_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("kc");
+        std::fs::write(&p, "old").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let spec = KubeconfigSpec {
+            name: "c1",
+            server: "https://172.18.0.2:6443",
+            ca_pem: "CA",
+            client_cert_pem: "CERT",
+            client_key_pem: "KEY",
+        };
+        write(&p, &spec).unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(std::fs::read_to_string(&p).unwrap().contains("client-key-data"));
     }
 }
