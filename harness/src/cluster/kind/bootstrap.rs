@@ -330,7 +330,10 @@ pub fn node_is_ready(node: Option<&Node>) -> bool {
 
 /// For error messages: the exec's argv, stdout/stderr tail.
 pub(crate) fn describe_failure(argv: &[String], out: &ExecOutput) -> String {
-    format!("`{}` exited with {}: {}", argv.join(" "), out.exit_code, out.tail(20))
+    // Redacted: a step's output may be admin.conf with its client key.
+    let tail = out.tail(20);
+    let tail = crate::diag::redact_text(&tail);
+    format!("`{}` exited with {}: {tail}", argv.join(" "), out.exit_code)
 }
 
 #[cfg(test)]
@@ -445,5 +448,20 @@ mod tests {
         assert!(!node_is_ready(Some(&node("False"))));
         assert!(!node_is_ready(Some(&Node::default())));
         assert!(!node_is_ready(None));
+    }
+
+    #[test]
+    fn a_failed_steps_output_is_redacted() {
+        let out = ExecOutput {
+            exit_code: 1,
+            stdout: b"users:\n- user:\n    client-key-data: LS0tLS1CRUdJTiBFQyBQUklWQVRF\n"
+                .to_vec(),
+            stderr: vec![],
+        };
+        let argv = vec!["cat".to_string(), "/etc/kubernetes/admin.conf".to_string()];
+        let detail = describe_failure(&argv, &out);
+        assert!(detail.starts_with("`cat /etc/kubernetes/admin.conf` exited with 1"), "{detail}");
+        assert!(!detail.contains("LS0tLS1CRUdJTi"), "{detail}");
+        assert!(detail.contains("client-key-data"), "{detail}");
     }
 }
