@@ -144,7 +144,18 @@ impl TopologyFile {
                 found: u32::try_from(found).unwrap_or(u32::MAX),
             });
         }
-        serde_json::from_value(value).map_err(|e| read(e.to_string()))
+        let file: Self = serde_json::from_value(value).map_err(|e| read(e.to_string()))?;
+        // `external()` and `config()` count on one cluster of each role.
+        for role in [Role::External, Role::Config] {
+            let count = file.topology.clusters.iter().filter(|c| c.role == role).count();
+            if count != 1 {
+                return Err(read(format!(
+                    "the topology has {count} clusters with role {}; it needs exactly one",
+                    serde_json::to_string(&role).unwrap_or_default().trim_matches('"')
+                )));
+            }
+        }
+        Ok(file)
     }
 
     /// Writes the file (pretty JSON). Holds paths, never credentials.
@@ -337,6 +348,21 @@ mod tests {
         unsupported["istio"] = "1.21.0".into();
         // 1.21 parses as a version; the suite refuses it when planning, not here.
         assert!(TopologyFile::parse(&unsupported.to_string()).is_ok());
+    }
+
+    #[test]
+    fn a_file_without_an_external_or_a_config_cluster_is_refused() {
+        for (role, left) in [(Role::External, "external"), (Role::Config, "config")] {
+            let mut t = sample();
+            t.topology.clusters.retain(|c| c.role != role);
+            let text = serde_json::to_string(&t).unwrap();
+            let err = TopologyFile::parse(&text).unwrap_err().to_string();
+            assert!(err.contains(&format!("0 clusters with role {left}")), "{err}");
+        }
+        let mut t = sample();
+        t.topology.clusters[2].role = Role::Config;
+        let err = TopologyFile::parse(&serde_json::to_string(&t).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("2 clusters with role config"), "{err}");
     }
 
     #[test]
