@@ -428,7 +428,7 @@ async fn image_problems(images: &[String]) -> Vec<String> {
     let docker = match docker::connect().await {
         Ok(d) => d,
         Err(e) => {
-            return vec![format!("Docker is not reachable ({e}): start it or set DOCKER_HOST")];
+            return vec![format!("Docker is not reachable: {e}")];
         }
     };
     let mut missing: BTreeMap<String, Vec<String>> = BTreeMap::new();

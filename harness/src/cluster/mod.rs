@@ -104,8 +104,8 @@ pub enum ClusterError {
         source: bollard::errors::Error,
     },
     #[error(
-        "cannot reach the Docker daemon ({source}); the apiserver provider needs Docker \
-         (run the self-tests with `cargo xtask test`)"
+        "cannot reach the Docker daemon ({source}): start it, or set DOCKER_HOST to its \
+         socket"
     )]
     DockerUnavailable {
         #[source]

@@ -616,8 +616,10 @@ pub async fn preflight(
     let mut report = PreflightReport::default();
     if opts.mount_lib_modules && !Path::new("/lib/modules").is_dir() {
         problems.push(
-            "/lib/modules does not exist on this host: kind mounts it read-only into nodes \
-             (set KindOptions::mount_lib_modules = false to go without)"
+            "/lib/modules does not exist on this host: kind nodes mount it read-only to \
+             load kernel modules (overlay, br_netfilter, ip_tables). Install this kernel's \
+             modules, or create the directory (`sudo mkdir /lib/modules`) on a host whose \
+             kernel has them built in or already loaded"
                 .to_string(),
         );
     }
@@ -625,7 +627,7 @@ pub async fn preflight(
     let docker = match connect {
         Ok(Ok(d)) => d,
         Ok(Err(e)) => {
-            problems.push(format!("Docker is not reachable ({e}): start it or set DOCKER_HOST"));
+            problems.push(format!("Docker is not reachable: {e}"));
             return Err(KindError::Preflight { problems });
         }
         Err(_) => {
