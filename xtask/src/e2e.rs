@@ -484,10 +484,14 @@ fn write_setup_failure_reports(s: &Settings, problems: &[String]) {
             diagnostics: None,
             elapsed: Duration::ZERO,
         };
-        let _ = report.write(&s.report_dir);
+        if let Err(e) = report.write(&s.report_dir) {
+            eprintln!("warning: the Istio {v} report was not written: {e}");
+        }
         reports.push(report);
     }
-    let _ = report::write_index(&reports, &s.report_dir);
+    if let Err(e) = report::write_index(&reports, &s.report_dir) {
+        eprintln!("warning: the report index was not written: {e}");
+    }
 }
 
 fn not_run_all(s: &Settings, why: &str) -> Vec<NotRun> {
