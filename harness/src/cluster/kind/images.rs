@@ -3,6 +3,7 @@
 //! containerd in parallel, skipping nodes that already have every image.
 
 use std::path::Path;
+use std::time::Duration;
 
 use bollard::Docker;
 use bollard::models::SystemInfo;
@@ -108,6 +109,11 @@ pub fn with_default_tag(image: &str) -> String {
     }
 }
 
+/// How long pulling one image may take by default ([`super::KindOptions::image_pull_timeout`]):
+/// Istio's images are a few hundred MB at most, so ten minutes means a registry (or
+/// the path to it) that stalls, not a slow download.
+pub const PULL_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Pulls `image` through the Docker daemon (its own mirrors and credentials apply).
 pub async fn pull(docker: &Docker, image: &str) -> Result<(), KindError> {
     let reference = with_default_tag(image);
@@ -139,15 +145,24 @@ pub struct LoadReport {
     pub skipped: Vec<String>,
 }
 
+/// [`pull`], given up after `timeout` ([`KindError::ImagePullTimeout`]).
+pub async fn pull_within(docker: &Docker, image: &str, timeout: Duration) -> Result<(), KindError> {
+    tokio::time::timeout(timeout, pull(docker, image))
+        .await
+        .map_err(|_| KindError::ImagePullTimeout { image: image.to_string(), timeout })?
+}
+
 /// Makes every image available in every node: `nodes` are (cluster, container) pairs.
-/// The archive is written into `dir` and removed afterwards. Execs are privileged as
-/// kind's unless `privileged` is false (see [`super::KindOptions::privileged`]).
+/// Images missing on the host are pulled, each within `pull_timeout`. The archive is
+/// written into `dir` and removed afterwards. Execs are privileged as kind's unless
+/// `privileged` is false (see [`super::KindOptions::privileged`]).
 pub async fn load(
     docker: &Docker,
     nodes: &[(String, String)],
     images: &[String],
     dir: &Path,
     privileged: bool,
+    pull_timeout: Duration,
 ) -> Result<LoadReport, KindError> {
     let mut report = LoadReport::default();
     if images.is_empty() {
@@ -157,7 +172,7 @@ pub async fn load(
     for image in &images {
         if docker.inspect_image(image).await.is_err() {
             tracing::info!(image, "pulling on the host");
-            pull(docker, image).await?;
+            pull_within(docker, image, pull_timeout).await?;
             report.pulled.push(image.clone());
         }
     }
@@ -316,5 +331,101 @@ mod tests {
         assert_eq!(with_default_tag("localhost:5000/pilot"), "localhost:5000/pilot:latest");
         assert_eq!(with_default_tag("localhost:5000/pilot:1"), "localhost:5000/pilot:1");
         assert_eq!(with_default_tag("kindest/node@sha256:ab"), "kindest/node@sha256:ab");
+    }
+
+    /// A stand-in Docker daemon on a Unix socket: no image is present, and a pull
+    /// (`POST /images/create`) is accepted but never answered, as a stalled registry
+    /// leaves it. Nothing leaves the machine. Returns the socket path and how many
+    /// pulls were asked for.
+    async fn stalling_daemon(
+        dir: &Path,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+        let path = dir.join("docker.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let pulls = Arc::new(AtomicUsize::new(0));
+        let counter = pulls.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let mut stream = BufReader::new(stream);
+                    loop {
+                        let mut request = String::new();
+                        let mut length = 0usize;
+                        loop {
+                            let mut line = String::new();
+                            if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if let Some(v) =
+                                line.to_ascii_lowercase().strip_prefix("content-length:")
+                            {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                            if request.is_empty() {
+                                request = line;
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        if stream.read_exact(&mut body).await.is_err() {
+                            return;
+                        }
+                        if request.contains("/images/create") {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            std::future::pending::<()>().await;
+                        }
+                        let json = r#"{"message":"No such image"}"#;
+                        let answer = format!(
+                            "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n\
+                             Content-Length: {}\r\n\r\n{json}",
+                            json.len()
+                        );
+                        if stream.get_mut().write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (path.to_str().unwrap().to_string(), pulls)
+    }
+
+    #[tokio::test]
+    async fn a_stalled_pull_gives_up_after_its_timeout_naming_image_and_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let (socket, pulls) = stalling_daemon(dir.path()).await;
+        let docker = Docker::connect_with_unix(&socket, 120, bollard::API_DEFAULT_VERSION).unwrap();
+        let image = "registry.invalid/stalls:1".to_string();
+        let timeout = Duration::from_millis(300);
+        // The bound on the test itself: without a pull timeout, `load` waits forever.
+        let result = tokio::time::timeout(
+            Duration::from_secs(30),
+            load(&docker, &[], std::slice::from_ref(&image), dir.path(), false, timeout),
+        )
+        .await
+        .expect("load must give up on a stalled pull by itself");
+        let err = result.unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(&err, KindError::ImagePullTimeout { image: i, timeout: t }
+                if *i == image && *t == timeout),
+            "{msg}"
+        );
+        assert!(msg.contains("registry.invalid/stalls:1") && msg.contains("300ms"), "{msg}");
+        assert!(msg.contains("docker pull registry.invalid/stalls:1"), "{msg}");
+        assert_eq!(pulls.load(std::sync::atomic::Ordering::SeqCst), 1, "one pull was asked for");
+    }
+
+    #[test]
+    fn the_default_pull_timeout_is_bounded() {
+        let opts = super::super::KindOptions::new("i", crate::cluster::RunId::new());
+        assert_eq!(opts.image_pull_timeout, PULL_TIMEOUT);
+        assert_eq!(PULL_TIMEOUT, Duration::from_secs(600));
     }
 }

@@ -83,6 +83,10 @@ pub struct KindOptions {
     pub extra_cert_sans: Vec<String>,
     pub systemd_timeout: Duration,
     pub node_ready_timeout: Duration,
+    /// How long pulling one image on the host may take in [`KindRun::load_images`]
+    /// before the run gives up ([`KindError::ImagePullTimeout`]); a stalled registry
+    /// otherwise hangs the run.
+    pub image_pull_timeout: Duration,
     /// Where kubeconfigs go: `<state_dir>/<run id>/`; `None` for a temporary
     /// directory removed with the run.
     pub state_dir: Option<PathBuf>,
@@ -102,6 +106,7 @@ impl KindOptions {
             extra_cert_sans: Vec::new(),
             systemd_timeout: bootstrap::SYSTEMD_TIMEOUT,
             node_ready_timeout: bootstrap::NODE_READY_TIMEOUT,
+            image_pull_timeout: images::PULL_TIMEOUT,
             state_dir: None,
         }
     }
@@ -142,6 +147,12 @@ pub enum KindError {
     Pool(#[from] metallb::PoolError),
     #[error("image {image}: {detail}")]
     Image { image: String, detail: String },
+    #[error(
+        "image {image}: pulling it on the host did not finish within {timeout:?}: check that \
+         its registry is reachable from this machine, or pull it beforehand (`docker pull \
+         {image}`, or `docker load` an archive of it)"
+    )]
+    ImagePullTimeout { image: String, timeout: Duration },
 }
 
 fn bullet(items: &[String]) -> String {
@@ -212,6 +223,7 @@ pub struct KindRun {
     clusters: Vec<KindCluster>,
     dir: PathBuf,
     privileged: bool,
+    pull_timeout: Duration,
     armed: bool,
     // Declared last: dropped after the cleanup in `Drop::drop`.
     _tempdir: Option<tempfile::TempDir>,
@@ -247,6 +259,7 @@ impl KindRun {
             clusters: Vec::new(),
             dir,
             privileged: opts.privileged,
+            pull_timeout: opts.image_pull_timeout,
             armed: true,
             _tempdir: tempdir,
         };
@@ -323,12 +336,14 @@ impl KindRun {
         Ok(pools)
     }
 
-    /// Pulls each image once on the host (where missing) and loads it into every
-    /// node in parallel, skipping nodes that already have it.
+    /// Pulls each image once on the host (where missing, each within
+    /// [`KindOptions::image_pull_timeout`]) and loads it into every node in parallel,
+    /// skipping nodes that already have it.
     pub async fn load_images(&self, images: &[String]) -> Result<LoadReport, KindError> {
         let nodes: Vec<(String, String)> =
             self.clusters.iter().map(|c| (c.spec.name.clone(), c.node.clone())).collect();
-        images::load(&self.docker, &nodes, images, &self.dir, self.privileged).await
+        images::load(&self.docker, &nodes, images, &self.dir, self.privileged, self.pull_timeout)
+            .await
     }
 
     /// Removes the run's containers (with their volumes) and network now.

@@ -534,6 +534,7 @@ async fn images_are_saved_once_and_streamed_into_nodes_that_lack_them() {
         std::slice::from_ref(&image),
         dir.path(),
         f.opts.privileged,
+        f.opts.image_pull_timeout,
     )
     .await
     .unwrap();
@@ -564,6 +565,7 @@ async fn images_are_saved_once_and_streamed_into_nodes_that_lack_them() {
         std::slice::from_ref(&image),
         dir.path(),
         f.opts.privileged,
+        f.opts.image_pull_timeout,
     )
     .await
     .unwrap();
