@@ -214,6 +214,62 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// A gateway on `cluster` with the chosen backend (steps 1, 7 and 8). istioctl:
+    /// an IstioOperator `<cluster>/<name>.yaml` and `istioctl install`; Helm: the
+    /// `gateway` chart as release `service` with `<cluster>/<name>-values.yaml`.
+    fn install_gateway(
+        &mut self,
+        step: (u8, &str),
+        cluster: &ClusterSpec,
+        gateway: Gateway,
+    ) -> Result<Vec<Action>, PlanError> {
+        let (c, name, ns) = (cluster.name.as_str(), gateway.name, gateway.namespace);
+        match self.opts.installer {
+            Installer::Istioctl if gateway.with_local_istiod => {
+                let iop = istioctl::istio_operator(name, ns, &gateway.istioctl_values);
+                let file = self.yaml(step.1, &format!("{c}/{name}.yaml"), &[iop])?;
+                // Last on this cluster, after the external istiod is gone: every Istio
+                // resource left here is ours.
+                self.undo(step.0, c, istioctl::uninstall_purge(c));
+                Ok(vec![istioctl::install(c, &file)])
+            }
+            Installer::Istioctl => {
+                self.install(step, cluster, name, ns, &gateway.istioctl_values, &[])
+            }
+            Installer::Helm => {
+                let mut actions = if gateway.with_local_istiod {
+                    self.helm_local_istiod(step, c, ns)?
+                } else {
+                    Vec::new()
+                };
+                let path = format!("{c}/{name}-values.yaml");
+                let file = self.yaml(step.1, &path, &[gateway.helm_values])?;
+                let chart = [(gateway.service, helm::Chart::Repo("gateway"))];
+                actions.extend(self.helm_charts(step.0, c, ns, Some(&file), &chart));
+                Ok(actions)
+            }
+        }
+    }
+
+    /// Helm: `base` and the small istiod in `namespace` that configures only the
+    /// control-plane gateway.
+    fn helm_local_istiod(
+        &mut self,
+        step: (u8, &str),
+        cluster: &str,
+        namespace: &str,
+    ) -> Result<Vec<Action>, PlanError> {
+        let (o, c) = (self.opts, cluster);
+        let local = json!({ "global": { "istioNamespace": namespace } });
+        let local = values::with_images(local, o.hub.as_deref(), o.tag.as_deref());
+        let local = self.yaml(step.1, &format!("{c}/istiod-local-values.yaml"), &[local])?;
+        let base = [("istio-base", helm::Chart::Repo("base"))];
+        let mut actions = self.helm_charts(step.0, c, namespace, None, &base);
+        let istiod = [("istiod", helm::Chart::Repo("istiod"))];
+        actions.extend(self.helm_charts(step.0, c, namespace, Some(&local), &istiod));
+        Ok(actions)
+    }
+
     /// A remote secret for `source` in the external cluster (steps 3 and 8): the
     /// token Secret in the source cluster, the Secret template for the external one.
     fn create_remote_secret(
@@ -263,6 +319,22 @@ fn release_name(chart: &str) -> &str {
     }
 }
 
+/// A gateway as either backend installs it ([`Planner::install_gateway`]).
+struct Gateway {
+    /// The IstioOperator's name and the base of its file names.
+    name: &'static str,
+    namespace: &'static str,
+    /// The gateway's Service and Deployment, and its Helm release.
+    service: &'static str,
+    istioctl_values: InstallValues,
+    /// The `gateway` chart's values.
+    helm_values: Value,
+    /// The gateway comes with the small istiod that configures only it (step 1):
+    /// istioctl's default profile brings it, undone by purging; Helm installs `base`
+    /// and `istiod` first.
+    with_local_istiod: bool,
+}
+
 /// Every step of procedure.md, in order.
 pub(super) fn all_steps(p: &mut Planner<'_>) -> Result<(), PlanError> {
     set_up_gateway_in_external_cluster(p)?;
@@ -272,7 +344,7 @@ pub(super) fn all_steps(p: &mut Planner<'_>) -> Result<(), PlanError> {
     route_gateway_to_istiod(p)?;
     deploy_sample_application(p)?;
     enable_ingress_gateway(p)?;
-    add_further_remotes(p)?;
+    add_clusters_to_mesh(p)?;
     clean_up_in_reverse(p);
     Ok(())
 }
@@ -284,44 +356,10 @@ fn set_up_gateway_in_external_cluster(p: &mut Planner<'_>) -> Result<(), PlanErr
     const ID: &str = "install-external-gateway";
     let external = p.topology.external().clone();
     let c = external.name.as_str();
-    let (hub, tag) = (p.opts.hub.clone(), p.opts.tag.clone());
     let mut actions = vec![p.create_namespace(1, c, ISTIO_SYSTEM, labels(&[]), labels(&[]))];
-    match p.opts.installer {
-        Installer::Istioctl => {
-            let mut v = values::control_plane_gateway();
-            v.values = values::with_images(v.values, hub.as_deref(), tag.as_deref());
-            let iop = istioctl::istio_operator("controlplane-gateway", ISTIO_SYSTEM, &v);
-            let file = p.yaml(ID, &format!("{c}/controlplane-gateway.yaml"), &[iop])?;
-            // Last on this cluster, after the external istiod is gone: every Istio
-            // resource left here is ours.
-            p.undo(1, c, istioctl::uninstall_purge(c));
-            actions.push(istioctl::install(c, &file));
-        }
-        Installer::Helm => {
-            let local = values::with_images(
-                json!({ "global": { "istioNamespace": ISTIO_SYSTEM } }),
-                hub.as_deref(),
-                tag.as_deref(),
-            );
-            let local = p.yaml(ID, &format!("{c}/istiod-local-values.yaml"), &[local])?;
-            let base = [("istio-base", helm::Chart::Repo("base"))];
-            actions.extend(p.helm_charts(1, c, ISTIO_SYSTEM, None, &base));
-            let istiod = [("istiod", helm::Chart::Repo("istiod"))];
-            actions.extend(p.helm_charts(1, c, ISTIO_SYSTEM, Some(&local), &istiod));
-            let gw = values::control_plane_gateway_helm();
-            let gw = p.yaml(ID, &format!("{c}/controlplane-gateway-values.yaml"), &[gw])?;
-            let gateway = [(INGRESS_GATEWAY, helm::Chart::Repo("gateway"))];
-            actions.extend(p.helm_charts(1, c, ISTIO_SYSTEM, Some(&gw), &gateway));
-        }
-    }
+    actions.extend(p.install_gateway((1, ID), &external, control_plane_gateway(p.opts))?);
     actions.push(wait_deployment(ISTIO_SYSTEM, INGRESS_GATEWAY));
-    actions.push(Action::WaitFor {
-        condition: WaitCondition::LoadBalancerIp {
-            namespace: ISTIO_SYSTEM.into(),
-            service: INGRESS_GATEWAY.into(),
-        },
-        timeout_secs: LOAD_BALANCER_TIMEOUT,
-    });
+    actions.push(wait_load_balancer(ISTIO_SYSTEM, INGRESS_GATEWAY));
     p.step(
         1,
         ID,
@@ -332,6 +370,20 @@ fn set_up_gateway_in_external_cluster(p: &mut Planner<'_>) -> Result<(), PlanErr
         actions,
     );
     Ok(())
+}
+
+/// The external cluster's ingress gateway in `istio-system`, with its local istiod.
+fn control_plane_gateway(o: &PlanOptions) -> Gateway {
+    let mut v = values::control_plane_gateway();
+    v.values = values::with_images(v.values, o.hub.as_deref(), o.tag.as_deref());
+    Gateway {
+        name: "controlplane-gateway",
+        namespace: ISTIO_SYSTEM,
+        service: INGRESS_GATEWAY,
+        istioctl_values: v,
+        helm_values: values::control_plane_gateway_helm(),
+        with_local_istiod: true,
+    }
 }
 
 /// 2. Config cluster: namespace `external-istiod` and the remote profile (webhooks,
@@ -657,20 +709,9 @@ fn deploy_helloworld(p: &mut Planner<'_>, step: u8, cluster: &str, version: &str
 fn enable_ingress_gateway(p: &mut Planner<'_>) -> Result<(), PlanError> {
     const ID: &str = "enable-ingress-gateway";
     let config = p.topology.config().clone();
-    let c = config.name.clone();
+    let c = config.name.as_str();
     let ns = EXTERNAL_ISTIOD_NAMESPACE;
-    let mut actions = match p.opts.installer {
-        Installer::Istioctl => {
-            let v = values::remote_ingress_gateway();
-            p.install((7, ID), &config, "istio-ingressgateway", ns, &v, &[])?
-        }
-        Installer::Helm => {
-            let v = values::remote_ingress_gateway_helm();
-            let file = p.yaml(ID, &format!("{c}/istio-ingressgateway-values.yaml"), &[v])?;
-            let chart = [(INGRESS_GATEWAY, helm::Chart::Repo("gateway"))];
-            p.helm_charts(7, &c, ns, Some(&file), &chart)
-        }
-    };
+    let mut actions = p.install_gateway((7, ID), &config, ingress_gateway())?;
     actions.push(wait_deployment(ns, INGRESS_GATEWAY));
     actions.push(wait_load_balancer(ns, INGRESS_GATEWAY));
     let file = p.file(
@@ -678,23 +719,36 @@ fn enable_ingress_gateway(p: &mut Planner<'_>) -> Result<(), PlanError> {
         samples::helloworld_gateway(),
         false,
     );
-    actions.push(p.apply(7, &c, &file, Some(SAMPLE_NAMESPACE)));
+    actions.push(p.apply(7, c, &file, Some(SAMPLE_NAMESPACE)));
     actions.push(Action::Verify { check: ingress_greeting(vec!["v1".into()], 1) });
     p.step(
         7,
         ID,
         "Enable gateways: an ingress gateway in external-istiod of the config cluster \
          (injection template gateway) exposing helloworld on port 80",
-        &c,
+        c,
         actions,
     );
     Ok(())
 }
 
-/// 8. Further remotes: east-west gateways on both sides when networks differ; for
-///    each remote the annotated namespace, the remote profile, a remote secret of
-///    type `remote`, and helloworld v2; then both greetings through the ingress.
-fn add_further_remotes(p: &mut Planner<'_>) -> Result<(), PlanError> {
+/// The config cluster's ingress gateway in `external-istiod`.
+fn ingress_gateway() -> Gateway {
+    Gateway {
+        name: "istio-ingressgateway",
+        namespace: EXTERNAL_ISTIOD_NAMESPACE,
+        service: INGRESS_GATEWAY,
+        istioctl_values: values::remote_ingress_gateway(),
+        helm_values: values::remote_ingress_gateway_helm(),
+        with_local_istiod: false,
+    }
+}
+
+/// 8. Adding clusters to the mesh (the further remotes): east-west gateways on both
+///    sides when networks differ; for each remote the annotated namespace, the remote
+///    profile, a remote secret of type `remote`, and helloworld v2; then both
+///    greetings through the ingress.
+fn add_clusters_to_mesh(p: &mut Planner<'_>) -> Result<(), PlanError> {
     let remotes: Vec<ClusterSpec> = p.topology.further_remotes().cloned().collect();
     if remotes.is_empty() {
         return Ok(());
@@ -780,31 +834,32 @@ fn install_eastwest_gateway(
     cluster: &ClusterSpec,
     expose_services: bool,
 ) -> Result<(), PlanError> {
-    let c = cluster.name.clone();
+    let c = cluster.name.as_str();
     let id = format!("install-eastwest-gateway-{c}");
     let network = cluster.network.clone().unwrap_or_default();
     let ns = EXTERNAL_ISTIOD_NAMESPACE;
-    let mut actions = match p.opts.installer {
-        Installer::Istioctl => {
-            let v = values::eastwest_gateway(&network);
-            p.install((8, &id), cluster, "eastwest-gateway", ns, &v, &[])?
-        }
-        Installer::Helm => {
-            let v = values::eastwest_gateway_helm(&network);
-            let file = p.yaml(&id, &format!("{c}/eastwest-gateway-values.yaml"), &[v])?;
-            let chart = [(EASTWEST_GATEWAY, helm::Chart::Repo("gateway"))];
-            p.helm_charts(8, &c, ns, Some(&file), &chart)
-        }
-    };
+    let mut actions = p.install_gateway((8, &id), cluster, eastwest_gateway(&network))?;
     actions.push(wait_deployment(ns, EASTWEST_GATEWAY));
     actions.push(wait_load_balancer(ns, EASTWEST_GATEWAY));
     if expose_services {
         let file =
             p.yaml(&id, &format!("{c}/expose-services.yaml"), &[expose_services_gateway()])?;
-        actions.push(p.apply(8, &c, &file, None));
+        actions.push(p.apply(8, c, &file, None));
     }
-    p.step(8, &id, &format!("Install the east-west gateway of {network} on {c}"), &c, actions);
+    p.step(8, &id, &format!("Install the east-west gateway of {network} on {c}"), c, actions);
     Ok(())
+}
+
+/// The east-west gateway of `network` in `external-istiod`.
+fn eastwest_gateway(network: &str) -> Gateway {
+    Gateway {
+        name: "eastwest-gateway",
+        namespace: EXTERNAL_ISTIOD_NAMESPACE,
+        service: EASTWEST_GATEWAY,
+        istioctl_values: values::eastwest_gateway(network),
+        helm_values: values::eastwest_gateway_helm(network),
+        with_local_istiod: false,
+    }
 }
 
 /// `expose-services.yaml`: services of every network reachable through 15443.
