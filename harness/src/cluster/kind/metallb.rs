@@ -4,6 +4,7 @@
 //! clusters, announced by an `L2Advertisement`.
 
 use std::fmt;
+use std::future::Future;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,7 +13,8 @@ use ipnet::Ipv4Net;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 
 use super::KindError;
-use crate::kube::apply::{ApplyOptions, apply_yaml};
+use crate::kube::DiscoveryError;
+use crate::kube::apply::{ApplyError, ApplyOptions, apply_yaml};
 
 /// The MetalLB release Istio's scripts install.
 pub const METALLB_VERSION: &str = "v0.14.3";
@@ -26,6 +28,12 @@ pub const ADDRESSES_PER_CLUSTER: usize = 50;
 /// How many addresses at the tail of the candidates are shared out.
 pub const KEPT_CANDIDATES: usize = 400;
 const FIELD_MANAGER: &str = "ecp-harness";
+/// Attempts at applying the pool while MetalLB's webhook is not serving yet, and the
+/// pause between them (Istio's script: 10 tries).
+const POOL_ATTEMPTS: u32 = 10;
+const POOL_RETRY_PAUSE: Duration = Duration::from_secs(3);
+/// Each attempt's deadline: the API server gives up on the webhook call after 10 s.
+const POOL_APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An inclusive range of addresses, written `first-last` as MetalLB reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,17 +203,88 @@ pub async fn install(
     .map_err(|e| err(e.to_string()))?;
     // The pool goes through MetalLB's validating webhook, whose Service may lag the
     // controller's readiness by a moment that nothing observable marks: a few
-    // bounded retries, as Istio's script does.
+    // bounded retries, as Istio's script does, but only of errors that say the
+    // webhook is not serving yet.
     let manifests = pool_manifests(pool);
-    let mut last = String::new();
-    for _ in 0..10 {
-        match apply_yaml(client, &manifests, "metallb-pool.yaml", &opts).await {
-            Ok(_) => return Ok(()),
-            Err(e) => last = e.to_string(),
+    let pool_opts = opts.clone().timeout(POOL_APPLY_TIMEOUT);
+    let apply = || async {
+        apply_yaml(client, &manifests, "metallb-pool.yaml", &pool_opts).await.map(|_| ())
+    };
+    retry_while_transient(apply, POOL_ATTEMPTS, POOL_RETRY_PAUSE).await.map_err(
+        |(attempts, source)| KindError::MetalLbPool {
+            cluster: cluster.to_string(),
+            pool,
+            attempts,
+            source: Box::new(source),
+        },
+    )
+}
+
+/// Whether an error applying the pool is one of MetalLB's webhook not serving yet (or
+/// of the API server being briefly unavailable), which a later attempt may not meet:
+/// server errors (the API server reports a failed webhook call as HTTP 500), conflicts,
+/// throttling, transport failures and timeouts. Anything else (an invalid object, a
+/// webhook that denied it, a missing kind, no permission) fails the same way again.
+pub fn is_transient(error: &ApplyError) -> bool {
+    match error {
+        ApplyError::Rejected { code, message, .. } => {
+            transient_status(*code) || message.contains("failed calling webhook")
         }
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        ApplyError::Request { error, .. } => transient_request(error),
+        ApplyError::Discovery { error: DiscoveryError::Api(error), .. } => transient_request(error),
+        ApplyError::Discovery { error: DiscoveryError::Timeout(_), .. }
+        | ApplyError::Timeout { .. } => true,
+        ApplyError::Parse { .. }
+        | ApplyError::Malformed { .. }
+        | ApplyError::NotServed { .. }
+        | ApplyError::CrdNotEstablished { .. } => false,
     }
-    Err(err(format!("applying the address pool {pool} kept failing: {last}")))
+}
+
+fn transient_status(code: u16) -> bool {
+    code >= 500 || code == 409 || code == 429
+}
+
+fn transient_request(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => transient_status(status.code),
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
+        _ => false,
+    }
+}
+
+/// Runs `apply` up to `attempts` times, `pause` apart, while it fails with
+/// [`is_transient`] errors; on failure returns the attempts made and the last error.
+async fn retry_while_transient<F, Fut>(
+    mut apply: F,
+    attempts: u32,
+    pause: Duration,
+) -> Result<(), (u32, ApplyError)>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), ApplyError>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match apply().await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < attempts && is_transient(&e) => {
+                tracing::info!(attempt, error = %e, "MetalLB's webhook not serving yet; retrying");
+                tokio::time::sleep(pause).await;
+            }
+            Err(e) => return Err((attempt, e)),
+        }
+    }
+}
+
+/// How applying the pool ended, for [`KindError::MetalLbPool`].
+pub(crate) fn pool_failure(attempts: u32, error: &ApplyError) -> String {
+    if is_transient(error) {
+        format!("still failing after {attempts} attempts (MetalLB's webhook not serving?)")
+    } else {
+        "failed, not retried (not an error of MetalLB's webhook still starting)".to_string()
+    }
 }
 
 /// The Deployment's `Available` condition is True.
@@ -298,6 +377,129 @@ mod tests {
         assert_eq!(docs[1]["kind"], "L2Advertisement");
         assert_eq!(docs[1]["spec"]["ipAddressPools"][0], "default-pool");
         insta::assert_snapshot!(yaml);
+    }
+
+    fn rejected(code: u16, reason: &str, message: &str) -> ApplyError {
+        ApplyError::Rejected {
+            target: Box::new(crate::kube::apply::Target {
+                doc: crate::kube::apply::DocRef {
+                    file: "metallb-pool.yaml".into(),
+                    index: 1,
+                    line: 1,
+                },
+                kind: "IPAddressPool".into(),
+                name: "metallb-system/default-pool".into(),
+                cluster: "config".into(),
+            }),
+            reason: reason.into(),
+            code,
+            message: message.into(),
+        }
+    }
+
+    const WEBHOOK_DOWN: &str = "Internal error occurred: failed calling webhook \
+        \"ipaddresspoolvalidationwebhook.metallb.io\": failed to call webhook: Post \
+        \"https://metallb-webhook-service.metallb-system.svc:443/validate\": dial tcp \
+        10.96.0.10:443: connect: connection refused";
+
+    #[test]
+    fn webhook_not_serving_is_transient_invalid_objects_are_not() {
+        assert!(is_transient(&rejected(500, "InternalError", WEBHOOK_DOWN)));
+        assert!(is_transient(&rejected(503, "ServiceUnavailable", "try again")));
+        assert!(is_transient(&rejected(504, "Timeout", "")));
+        assert!(is_transient(&rejected(429, "TooManyRequests", "")));
+        assert!(is_transient(&rejected(409, "Conflict", "modified")));
+        // A failed webhook call whatever the code the server gives it.
+        assert!(is_transient(&rejected(400, "BadRequest", WEBHOOK_DOWN)));
+        for (code, reason) in
+            [(422, "Invalid"), (400, "BadRequest"), (403, "Forbidden"), (404, "NotFound")]
+        {
+            assert!(!is_transient(&rejected(code, reason, "spec.addresses: invalid")), "{code}");
+        }
+        // The webhook answered and denied the pool: permanent.
+        let denied = "admission webhook \"ipaddresspoolvalidationwebhook.metallb.io\" denied \
+            the request: overlaps with already defined CIDR";
+        assert!(!is_transient(&rejected(403, "Forbidden", denied)));
+
+        let target = || match rejected(0, "", "") {
+            ApplyError::Rejected { target, .. } => target,
+            _ => unreachable!(),
+        };
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let transport = kube::Error::Service(Box::new(refused));
+        assert!(is_transient(&ApplyError::Request { target: target(), error: transport }));
+        let unavailable =
+            kube::Error::Api(Box::new(kube::core::Status { code: 503, ..Default::default() }));
+        assert!(is_transient(&ApplyError::Request { target: target(), error: unavailable }));
+        let invalid =
+            kube::Error::Api(Box::new(kube::core::Status { code: 422, ..Default::default() }));
+        assert!(!is_transient(&ApplyError::Request { target: target(), error: invalid }));
+        let discovery = |error| ApplyError::Discovery {
+            file: "metallb-pool.yaml".into(),
+            cluster: "config".into(),
+            error,
+        };
+        assert!(is_transient(&discovery(DiscoveryError::Timeout(Duration::from_secs(1)))));
+        let timeout = ApplyError::Timeout {
+            file: "metallb-pool.yaml".into(),
+            cluster: "config".into(),
+            timeout: POOL_APPLY_TIMEOUT,
+            step: "applying".into(),
+        };
+        assert!(is_transient(&timeout));
+        let not_served = ApplyError::NotServed { target: target(), api_version: "v1".into() };
+        assert!(!is_transient(&not_served));
+    }
+
+    /// Runs the retry loop over canned answers; returns its outcome and the calls made.
+    async fn retried(answers: Vec<Result<(), ApplyError>>) -> (Result<(), (u32, ApplyError)>, u32) {
+        let answers = std::sync::Mutex::new(answers.into_iter());
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let apply = || {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let next = answers.lock().unwrap().next().expect("called more often than expected");
+            async move { next }
+        };
+        let result = retry_while_transient(apply, 4, Duration::ZERO).await;
+        (result, calls.into_inner())
+    }
+
+    #[tokio::test]
+    async fn a_permanent_error_fails_at_once_naming_cluster_object_and_reason() {
+        let (result, calls) =
+            retried(vec![Err(rejected(422, "Invalid", "spec.addresses[0]: invalid range"))]).await;
+        assert_eq!(calls, 1);
+        let (attempts, source) = result.unwrap_err();
+        let err = KindError::MetalLbPool {
+            cluster: "config".into(),
+            pool: range("172.18.6.66", "172.18.6.115"),
+            attempts,
+            source: Box::new(source),
+        };
+        let msg = err.to_string();
+        assert!(msg.starts_with("cluster config: MetalLB address pool 172.18.6.66-172.18.6.115"));
+        assert!(msg.contains("not retried"), "{msg}");
+        assert!(msg.contains("IPAddressPool metallb-system/default-pool"), "{msg}");
+        assert!(msg.contains("Invalid (HTTP 422): spec.addresses[0]: invalid range"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn a_webhook_still_starting_is_retried_a_bounded_number_of_times() {
+        let down = || Err(rejected(500, "InternalError", WEBHOOK_DOWN));
+        let (result, calls) = retried(vec![down(), down(), Ok(())]).await;
+        assert_eq!((result.is_ok(), calls), (true, 3));
+
+        let (result, calls) = retried(vec![down(), down(), down(), down()]).await;
+        assert_eq!(calls, 4);
+        let (attempts, source) = result.unwrap_err();
+        assert_eq!(attempts, 4);
+        let why = pool_failure(attempts, &source);
+        assert!(why.contains("still failing after 4 attempts"), "{why}");
+
+        // A permanent error after transient ones ends the retries too.
+        let (result, calls) =
+            retried(vec![down(), Err(rejected(422, "Invalid", "bad")), Ok(())]).await;
+        assert_eq!((result.unwrap_err().0, calls), (2, 2));
     }
 
     #[test]

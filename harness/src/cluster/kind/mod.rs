@@ -143,6 +143,17 @@ pub enum KindError {
     },
     #[error("cluster {cluster}: MetalLB: {detail}")]
     MetalLb { cluster: String, detail: String },
+    #[error(
+        "cluster {cluster}: MetalLB address pool {pool}: {}: {source}",
+        metallb::pool_failure(*attempts, source)
+    )]
+    MetalLbPool {
+        cluster: String,
+        pool: AddressRange,
+        attempts: u32,
+        #[source]
+        source: Box<crate::kube::apply::ApplyError>,
+    },
     #[error(transparent)]
     Pool(#[from] metallb::PoolError),
     #[error("image {image}: {detail}")]
