@@ -179,9 +179,11 @@ impl ApiCluster {
     }
 
     /// Runs a command (busybox applets: `sh`, `nc`, `wget`, ...) in the cluster's
-    /// container, on the run's network; returns exit code and output.
+    /// container, on the run's network; returns exit code and output. Gives up after
+    /// [`docker::EXEC_TIMEOUT`] ([`ClusterError::ExecTimeout`] names the container and
+    /// the command).
     pub async fn exec(&self, cmd: &[&str]) -> Result<(i64, String), ClusterError> {
-        docker::exec(&self.docker, &self.container_id, cmd).await
+        docker::exec(&self.docker, &self.container_name, cmd, docker::EXEC_TIMEOUT).await
     }
 
     /// The container's output (entry script, etcd, API server, controller manager).

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use bollard::Docker;
 use bollard::models::{
@@ -164,30 +165,49 @@ pub async fn logs(docker: &Docker, id: &str, tail: Option<usize>) -> Result<Stri
     Ok(out)
 }
 
-/// Runs a command in the running container; returns its exit code and combined
-/// output. For checks from inside the run's network (e.g. a peer's reachability).
-pub async fn exec(docker: &Docker, id: &str, cmd: &[&str]) -> Result<(i64, String), ClusterError> {
+/// How long [`exec`] callers without their own bound wait for a command
+/// ([`super::ApiCluster::exec`]): the checks run this way (a `wget`, an `nc`) take
+/// seconds.
+pub const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs a command in the running container (id or name); returns its exit code and
+/// combined output. For checks from inside the run's network (e.g. a peer's
+/// reachability). Gives up after `timeout` ([`ClusterError::ExecTimeout`]); Docker
+/// cannot stop an exec, so the command may go on running in the container.
+pub async fn exec(
+    docker: &Docker,
+    container: &str,
+    cmd: &[&str],
+    timeout: Duration,
+) -> Result<(i64, String), ClusterError> {
     use bollard::exec::StartExecResults;
     use bollard::models::ExecConfig;
-    let what = || format!("exec `{}` in container {id}", cmd.join(" "));
-    let config = ExecConfig {
-        cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
-        attach_stdout: Some(true),
-        attach_stderr: Some(true),
-        ..Default::default()
-    };
-    let created = docker.create_exec(id, config).await.map_err(docker_err(what()))?;
-    let mut out = String::new();
-    if let StartExecResults::Attached { mut output, .. } =
-        docker.start_exec(&created.id, None).await.map_err(docker_err(what()))?
-    {
-        while let Some(chunk) = output.next().await {
-            let chunk = chunk.map_err(docker_err(what()))?;
-            out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+    let what = || format!("exec `{}` in container {container}", cmd.join(" "));
+    let run = async {
+        let config = ExecConfig {
+            cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let created = docker.create_exec(container, config).await.map_err(docker_err(what()))?;
+        let mut out = String::new();
+        if let StartExecResults::Attached { mut output, .. } =
+            docker.start_exec(&created.id, None).await.map_err(docker_err(what()))?
+        {
+            while let Some(chunk) = output.next().await {
+                let chunk = chunk.map_err(docker_err(what()))?;
+                out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+            }
         }
-    }
-    let inspected = docker.inspect_exec(&created.id).await.map_err(docker_err(what()))?;
-    Ok((inspected.exit_code.unwrap_or(-1), out))
+        let inspected = docker.inspect_exec(&created.id).await.map_err(docker_err(what()))?;
+        Ok((inspected.exit_code.unwrap_or(-1), out))
+    };
+    tokio::time::timeout(timeout, run).await.map_err(|_| ClusterError::ExecTimeout {
+        container: container.to_string(),
+        command: cmd.join(" "),
+        timeout,
+    })?
 }
 
 /// Sends SIGKILL to the container (an abrupt outage: nothing shuts down cleanly).

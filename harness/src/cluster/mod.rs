@@ -148,6 +148,11 @@ pub enum ClusterError {
         #[source]
         source: kube::Error,
     },
+    #[error(
+        "exec `{command}` in container {container}: no result within {timeout:?} (the \
+         command may still be running there)"
+    )]
+    ExecTimeout { container: String, command: String, timeout: std::time::Duration },
     #[error("invalid options: {0}")]
     Options(String),
     #[error("cleanup of run {run}: {detail}")]

@@ -314,6 +314,35 @@ async fn execs_take_stdin_report_exit_codes_and_uploads_land() {
     assert!(out.stdout_text().starts_with("a = 1\n-rw-------"), "{}", out.stdout_text());
 }
 
+/// [`docker::exec`] (the checks' exec, not the bootstrap's), on the stand-in node.
+#[tokio::test]
+async fn a_docker_exec_that_does_not_finish_gives_up_naming_container_and_command() {
+    let f = fixture().await;
+    let n = start_test_node(&f).await;
+    let timeout = Duration::from_millis(500);
+    // The bound on the test itself: without its own timeout the exec waits 120 s.
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        docker::exec(&f.docker, &n.name, &["sleep", "120"], timeout),
+    )
+    .await
+    .expect("the exec must give up by itself");
+    let err = result.unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(&err, crate::cluster::ClusterError::ExecTimeout { container, command, timeout: t }
+            if *container == n.name && command == "sleep 120" && *t == timeout),
+        "{msg}"
+    );
+    assert!(msg.contains(&format!("exec `sleep 120` in container {}", n.name)), "{msg}");
+    // A command that ends in time still answers.
+    let (_, out) =
+        docker::exec(&f.docker, &n.name, &["sh", "-c", "echo hi"], Duration::from_secs(20))
+            .await
+            .unwrap();
+    assert_eq!(out.trim(), "hi");
+}
+
 #[tokio::test]
 async fn bootstrap_runs_kinds_steps_in_order_up_to_the_node_ready_wait() {
     let mut f = fixture().await;
