@@ -335,10 +335,13 @@ impl ApiserverRun {
     /// kubeconfigs survive too; returns their directory.
     pub fn keep(mut self) -> Result<PathBuf, ClusterError> {
         if self._tempdir.is_some() {
-            return Err(ClusterError::Options(
-                "keeping a run needs ApiserverOptions::state_dir (its kubeconfigs would be deleted)"
-                    .to_string(),
-            ));
+            return Err(ClusterError::Options(format!(
+                "cannot keep run {}: it was started without a state directory, so its \
+                 kubeconfigs are in a temporary directory deleted with it; the run is removed \
+                 instead. Start a run that is to be kept with a state directory (`cargo xtask \
+                 up` does)",
+                self.run_id
+            )));
         }
         self.armed = false;
         Ok(self.dir.clone())

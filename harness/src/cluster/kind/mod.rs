@@ -368,10 +368,13 @@ impl KindRun {
     /// Needs [`KindOptions::state_dir`] so the kubeconfigs survive; returns their directory.
     pub fn keep(mut self) -> Result<PathBuf, KindError> {
         if self._tempdir.is_some() {
-            return Err(ClusterError::Options(
-                "keeping a kind run needs KindOptions::state_dir (its kubeconfigs would be deleted)"
-                    .to_string(),
-            )
+            return Err(ClusterError::Options(format!(
+                "cannot keep kind run {}: it was started without a state directory, so its \
+                 kubeconfigs are in a temporary directory deleted with it; the run is removed \
+                 instead. Start a run that is to be kept with a state directory (`cargo xtask \
+                 e2e --keep` does)",
+                self.run_id
+            ))
             .into());
         }
         self.armed = false;
