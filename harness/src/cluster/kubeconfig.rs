@@ -154,15 +154,19 @@ pub async fn client(cluster: &str, path: &Path) -> Result<kube::Client, ClusterE
 mod tests {
     use super::*;
 
-    #[test]
-    fn kubeconfig_names_one_cluster_user_and_context() {
-        let spec = KubeconfigSpec {
+    fn spec() -> KubeconfigSpec<'static> {
+        KubeconfigSpec {
             name: "c1",
             server: "https://172.18.0.2:6443",
             ca_pem: "CA",
             client_cert_pem: "CERT",
             client_key_pem: "KEY",
-        };
+        }
+    }
+
+    #[test]
+    fn kubeconfig_names_one_cluster_user_and_context() {
+        let spec = spec();
         let yaml = render(&spec).unwrap();
         insta::assert_snapshot!(yaml);
         let parsed: kube::config::Kubeconfig = serde_saphyr::from_str(&yaml).unwrap();
@@ -177,13 +181,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("kc");
-        let spec = KubeconfigSpec {
-            name: "c1",
-            server: "https://172.18.0.2:6443",
-            ca_pem: "CA",
-            client_cert_pem: "CERT",
-            client_key_pem: "KEY",
-        };
+        let spec = spec();
         write(&p, &spec).unwrap();
         assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
     }
@@ -195,13 +193,7 @@ mod tests {
         let p = dir.path().join("kc");
         std::fs::write(&p, "old").unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let spec = KubeconfigSpec {
-            name: "c1",
-            server: "https://172.18.0.2:6443",
-            ca_pem: "CA",
-            client_cert_pem: "CERT",
-            client_key_pem: "KEY",
-        };
+        let spec = spec();
         write(&p, &spec).unwrap();
         assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         assert!(std::fs::read_to_string(&p).unwrap().contains("client-key-data"));
