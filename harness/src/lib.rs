@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod diag;
 pub mod execute;
 pub mod fault;
+pub mod files;
 pub mod install;
 pub mod istio;
 pub mod kube;

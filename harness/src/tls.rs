@@ -5,10 +5,8 @@
 //! bundle (`XDS_ROOT_CA` / `CA_ROOT_CA`). The PASSTHROUGH variant needs none of this.
 
 use std::fmt;
-use std::fs::OpenOptions;
-use std::io::{self, Write};
+use std::io;
 use std::net::IpAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -143,23 +141,12 @@ data:
         let mut written = Vec::with_capacity(files.len());
         for (file, contents, mode) in files {
             let path = dir.join(file);
-            write_new(&path, contents.as_bytes(), mode)
+            crate::files::write_new(&path, contents.as_bytes(), mode)
                 .map_err(|source| TlsError::Write { path: path.clone(), source })?;
             written.push(path);
         }
         Ok(written)
     }
-}
-
-/// Creates `path` afresh with `mode` (removing any file already there) and writes it.
-fn write_new(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(path)?;
-    file.write_all(contents)?;
-    file.sync_all()
 }
 
 /// A YAML double-quoted scalar (a JSON string is one).

@@ -115,22 +115,9 @@ pub fn render(spec: &KubeconfigSpec<'_>) -> Result<String, ClusterError> {
 /// Writes the kubeconfig to `path` with mode 0600 (it holds a private key). A file
 /// already there is removed first: opening it would keep its mode, maybe a wider one.
 pub fn write(path: &Path, spec: &KubeconfigSpec<'_>) -> Result<(), ClusterError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let text = render(spec)?;
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(ClusterError::io("replace kubeconfig", path)(e));
-        }
-        _ => {}
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(ClusterError::io("write kubeconfig", path))?;
-    f.write_all(text.as_bytes()).map_err(ClusterError::io("write kubeconfig", path))
+    crate::files::write_new(path, text.as_bytes(), 0o600)
+        .map_err(ClusterError::io("write kubeconfig", path))
 }
 
 /// A kube client for the kubeconfig at `path` (its current context).

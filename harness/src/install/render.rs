@@ -1,9 +1,7 @@
 //! A plan for people (`render_text`), for programs (`to_json`) and on disk (`write`).
 
 use std::fmt::Write as _;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write as _};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::plan::{Action, Check, PLAN_JSON, Plan, PlanError, WaitCondition};
@@ -90,25 +88,14 @@ impl Plan {
                 fs::create_dir_all(parent).map_err(fail)?;
             }
             let mode = if file.private { 0o600 } else { 0o644 };
-            write_file(&path, file.contents.as_bytes(), mode).map_err(fail)?;
+            crate::files::write_new(&path, file.contents.as_bytes(), mode).map_err(fail)?;
             written.push(path);
         }
         let json = dir.join(PLAN_JSON);
-        write_file(&json, self.to_json().as_bytes(), 0o644).map_err(fail)?;
+        crate::files::write_new(&json, self.to_json().as_bytes(), 0o644).map_err(fail)?;
         written.push(json);
         Ok(written)
     }
-}
-
-/// Creates `path` afresh with `mode` (an existing file is removed first, so a key
-/// never keeps a wider mode) and writes `contents`.
-fn write_file(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(path)?;
-    f.write_all(contents)
 }
 
 /// The serde (kebab-case) name of a unit enum value.
