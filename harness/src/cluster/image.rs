@@ -98,9 +98,7 @@ impl ImageSpec {
     /// The build context: a Dockerfile and the root filesystem, as a tar archive.
     fn context_tar(&self) -> Result<Vec<u8>, ClusterError> {
         let mut b = tar::Builder::new(Vec::new());
-        let dockerfile =
-            "FROM scratch\nCOPY rootfs/ /\nENTRYPOINT [\"/bin/sh\", \"/entrypoint.sh\"]\n";
-        append_bytes(&mut b, "Dockerfile", dockerfile.as_bytes(), 0o644)?;
+        append_bytes(&mut b, "Dockerfile", DOCKERFILE.as_bytes(), 0o644)?;
         append_bytes(&mut b, "rootfs/entrypoint.sh", self.script.as_bytes(), 0o755)?;
         for (dir, mode) in DIRS {
             let mut h = tar::Header::new_gnu();
@@ -121,16 +119,26 @@ impl ImageSpec {
             h.set_cksum();
             b.append_data(&mut h, format!("rootfs{}", f.dest), file).map_err(tar_err)?;
         }
-        for applet in APPLETS {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Symlink);
-            h.set_size(0);
-            h.set_mode(0o777);
-            h.set_mtime(0);
-            b.append_link(&mut h, format!("rootfs/bin/{applet}"), "busybox").map_err(tar_err)?;
-        }
+        append_busybox_links(&mut b, &APPLETS).map_err(tar_err)?;
         b.into_inner().map_err(tar_err)
     }
+}
+
+/// Links `rootfs/bin/<applet>` to `busybox` for each applet: how an image without a
+/// base gets its shell and tools from Debian's static busybox.
+pub(crate) fn append_busybox_links(
+    b: &mut tar::Builder<Vec<u8>>,
+    applets: &[&str],
+) -> std::io::Result<()> {
+    for applet in applets {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        h.set_mtime(0);
+        b.append_link(&mut h, format!("rootfs/bin/{applet}"), "busybox")?;
+    }
+    Ok(())
 }
 
 fn append_bytes(

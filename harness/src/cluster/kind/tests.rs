@@ -94,14 +94,7 @@ async fn test_node_image(docker: &Docker) -> String {
         ENTRYPOINT [\"/usr/local/bin/entrypoint\", \"/sbin/init\"]\n";
     append(&mut b, "Dockerfile", dockerfile.as_bytes(), 0o644);
     append(&mut b, "rootfs/bin/busybox", &busybox, 0o755);
-    for applet in APPLETS {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Symlink);
-        h.set_size(0);
-        h.set_mode(0o777);
-        h.set_mtime(0);
-        b.append_link(&mut h, format!("rootfs/bin/{applet}"), "busybox").unwrap();
-    }
+    crate::cluster::image::append_busybox_links(&mut b, APPLETS).unwrap();
     append(&mut b, "rootfs/usr/local/bin/entrypoint", ENTRYPOINT.as_bytes(), 0o755);
     append(&mut b, "rootfs/sbin/init", INIT.as_bytes(), 0o755);
     append(&mut b, "rootfs/usr/bin/kubeadm", KUBEADM.as_bytes(), 0o755);
