@@ -16,6 +16,7 @@ pub mod samples;
 pub mod tls;
 pub mod topology;
 pub mod version;
+pub mod yaml;
 
 /// Installs the process-wide rustls crypto provider (ring), once. kube and rcgen use
 /// ring; reqwest 0.13 also brings aws-lc-rs, so rustls cannot pick one by itself.

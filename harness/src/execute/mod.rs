@@ -583,10 +583,8 @@ pub fn objects_to_delete(
     yaml: &str,
     default_namespace: Option<&str>,
 ) -> Result<Vec<ObjectRef>, String> {
-    // Without the parser's snippet of the source: the file may hold a Secret.
-    let options = serde_saphyr::options! { with_snippet: false };
     let docs: Vec<serde_json::Value> =
-        serde_saphyr::from_multiple_with_options(yaml, options).map_err(|e| e.to_string())?;
+        crate::yaml::from_multiple(yaml).map_err(|e| e.to_string())?;
     let mut objects = Vec::new();
     for doc in docs.into_iter().filter(|d| d.is_object()) {
         let field = |k: &str| doc.get(k).and_then(|v| v.as_str()).map(str::to_string);

@@ -409,9 +409,7 @@ fn parse(yaml: &str, file: &str) -> Result<Vec<Doc>, ApplyError> {
     let mut docs = Vec::new();
     for (line, text) in split_documents(yaml) {
         let at = DocRef { file: file.to_string(), index: docs.len() + 1, line };
-        // Without the parser's snippet of the source: a manifest may hold a Secret.
-        let options = serde_saphyr::options! { with_snippet: false };
-        let value: Value = serde_saphyr::from_str_with_options(text, options)
+        let value: Value = crate::yaml::from_str(text)
             .map_err(|e| ApplyError::Parse { doc: at.clone(), message: e.to_string() })?;
         if value.is_null() {
             continue;

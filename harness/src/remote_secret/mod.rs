@@ -238,9 +238,7 @@ type: kubernetes.io/service-account-token
 
 /// The server of a kubeconfig's current context (or of its only cluster).
 pub fn parse_kubeconfig_server(kubeconfig: &str) -> Result<String, RemoteSecretError> {
-    // Without the parser's snippet of the source, which may show a credential.
-    let options = serde_saphyr::options! { with_snippet: false };
-    let config: KubeconfigDoc = serde_saphyr::from_str_with_options(kubeconfig, options)
+    let config: KubeconfigDoc = crate::yaml::from_str(kubeconfig)
         .map_err(|e| RemoteSecretError::Kubeconfig(e.to_string()))?;
     let cluster_name = match (&config.current_context, config.clusters.as_slice()) {
         (Some(current), _) => {

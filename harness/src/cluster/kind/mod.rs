@@ -585,10 +585,8 @@ pub fn admin_credentials(cluster: &str, admin: &str) -> Result<AdminCredentials,
     let bad = |detail: String| {
         KindError::Cluster(ClusterError::Kubeconfig { cluster: cluster.to_string(), detail })
     };
-    // Without the parser's snippet of the source, which may show the client key.
-    let options = serde_saphyr::options! { with_snippet: false };
-    let kc: serde_json::Value = serde_saphyr::from_str_with_options(admin, options)
-        .map_err(|e| bad(format!("admin.conf is not YAML: {e}")))?;
+    let kc: serde_json::Value =
+        crate::yaml::from_str(admin).map_err(|e| bad(format!("admin.conf is not YAML: {e}")))?;
     let decode = |what: &str, data: &serde_json::Value| -> Result<String, KindError> {
         let data = data.as_str().ok_or_else(|| bad(format!("admin.conf has no {what}")))?;
         let bytes = STANDARD
