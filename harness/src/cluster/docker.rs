@@ -46,23 +46,24 @@ pub fn labels(run: &RunId, provider: &str) -> HashMap<String, String> {
     l
 }
 
-/// Creates a bridge network with `--internal` (no route off the machine).
-pub async fn create_internal_network(
+/// Creates a labelled bridge network; `internal` (`--internal`) gives it no route off
+/// the machine, as the self-tests need. Returns its id.
+pub async fn create_network(
     docker: &Docker,
     name: &str,
+    internal: bool,
     labels: &HashMap<String, String>,
 ) -> Result<String, ClusterError> {
     let req = NetworkCreateRequest {
         name: name.to_string(),
         driver: Some("bridge".to_string()),
-        internal: Some(true),
+        internal: Some(internal),
         labels: Some(labels.clone()),
         ..Default::default()
     };
-    let resp = docker
-        .create_network(req)
-        .await
-        .map_err(docker_err(format!("create internal network {name}")))?;
+    let what = if internal { "internal network" } else { "network" };
+    let resp =
+        docker.create_network(req).await.map_err(docker_err(format!("create {what} {name}")))?;
     Ok(resp.id)
 }
 

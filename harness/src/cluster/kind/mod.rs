@@ -44,7 +44,6 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bollard::Docker;
-use bollard::models::NetworkCreateRequest;
 use ipnet::Ipv4Net;
 use tracing::Instrument;
 
@@ -445,17 +444,7 @@ pub async fn create_network(
     internal: bool,
     labels: &HashMap<String, String>,
 ) -> Result<Ipv4Net, KindError> {
-    let req = NetworkCreateRequest {
-        name: name.to_string(),
-        driver: Some("bridge".to_string()),
-        internal: Some(internal),
-        labels: Some(labels.clone()),
-        ..Default::default()
-    };
-    docker
-        .create_network(req)
-        .await
-        .map_err(KindError::docker(format!("create network {name}")))?;
+    docker::create_network(docker, name, internal, labels).await?;
     let info = docker
         .inspect_network(name, None)
         .await
