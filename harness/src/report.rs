@@ -52,6 +52,11 @@ pub struct NotRun {
 pub struct VersionReport {
     pub istio: IstioVersion,
     pub installer: Installer,
+    /// The helm binary's version (`helm version --short`), for the Helm backend.
+    pub helm_version: Option<String>,
+    /// What a reader must know about how the run was made, e.g. that the Istio
+    /// version is newer than the suite knows and which rules were used.
+    pub notices: Vec<String>,
     pub topology: Topology,
     /// `EXTERNAL_ISTIOD_ADDR` as observed, once known.
     pub external_addr: Option<IpAddr>,
@@ -156,6 +161,14 @@ impl VersionReport {
         report.set_time(self.elapsed);
 
         let mut install = TestSuite::new(format!("{}::install", self.dir_name()));
+        install.add_property(("istio", self.istio.to_string().as_str()));
+        install.add_property(("installer", installer_name(self.installer)));
+        if let Some(helm) = &self.helm_version {
+            install.add_property(("helm", helm.as_str()));
+        }
+        for notice in &self.notices {
+            install.add_property(("notice", notice.as_str()));
+        }
         for step in &self.steps {
             let status = match &step.error {
                 None => TestCaseStatus::success(),
@@ -231,6 +244,12 @@ impl VersionReport {
         );
         let _ = writeln!(md, "- Istio version: {}", self.istio);
         let _ = writeln!(md, "- Installer: {}", installer_name(self.installer));
+        if let Some(helm) = &self.helm_version {
+            let _ = writeln!(md, "- Helm: {helm}");
+        }
+        for notice in &self.notices {
+            let _ = writeln!(md, "- Note: {notice}");
+        }
         let _ = writeln!(
             md,
             "- External control plane address: {}",
@@ -407,6 +426,8 @@ mod tests {
         VersionReport {
             istio: IstioVersion::new(1, 30, 3),
             installer: Installer::Helm,
+            helm_version: Some("v3.18.6".into()),
+            notices: Vec::new(),
             topology: Topology::new(2, NetworkMode::MultiNetwork).unwrap(),
             external_addr: Some("172.18.6.66".parse().unwrap()),
             steps: vec![
@@ -451,6 +472,25 @@ mod tests {
         insta::assert_snapshot!(report().markdown());
     }
 
+    /// A version newer than the suite knows is run with the newest known rules; the
+    /// summary and the JUnit properties say so.
+    #[test]
+    fn notices_reach_the_summary_and_junit() {
+        let mut r = report();
+        r.istio = "1.32.0-rc.1".parse().unwrap();
+        r.notices = r.istio.notice().into_iter().collect();
+        let md = r.markdown();
+        assert!(
+            md.contains(
+                "- Note: Istio 1.32.0-rc.1 is newer than this suite knows; using 1.31's rules"
+            ),
+            "{md}"
+        );
+        let xml = r.junit().to_string().unwrap();
+        assert!(xml.contains("name=\"notice\""), "{xml}");
+        assert!(xml.contains("newer than this suite knows"), "{xml}");
+    }
+
     #[test]
     fn a_failed_scenario_fails_the_version_and_a_flaky_one_does_not() {
         let mut r = report();
@@ -478,6 +518,9 @@ mod tests {
             "step 1 install-external-gateway on external"
         );
         assert_eq!(install.test_cases[0].time, Some(Duration::from_secs(42)));
+        let properties: Vec<(&str, &str)> =
+            install.properties.iter().map(|p| (p.name.as_str(), p.value.as_str())).collect();
+        assert_eq!(properties, [("istio", "1.30.3"), ("installer", "helm"), ("helm", "v3.18.6")]);
         let scenarios = &back.test_suites[1];
         assert_eq!(scenarios.tests, 4);
         assert_eq!(scenarios.failures, 1);

@@ -1,36 +1,84 @@
 //! Istio versions the suite supports, and every fact that differs between them
-//! (procedure.md "Values by Istio version", istio-release.md).
+//! (docs/procedure.md "Values by Istio version", docs/istio-release.md).
+//!
+//! [`RELEASES`] is the one definition of what the suite knows: the newest patch of
+//! every supported minor. The default version of every command ([`NEWEST`]), the
+//! range messages name, the kind node image per version and the e2e workflow's
+//! matrix all derive from it (a test compares the workflow with it).
+//!
+//! Versions are SemVer: `1.31.0`, and pre-releases such as `1.31.0-rc.0`,
+//! `1.32.0-alpha.1` or a dev build's `1.32.0-dev`. Every version from 1.22 on is
+//! accepted; a minor newer than the newest known one is run with the newest known
+//! release's rules ([`IstioVersion::rules`]), and [`IstioVersion::notice`] says so.
 
+use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// Oldest supported minor release (1.22).
-pub const OLDEST_MINOR: u32 = 22;
-/// Newest supported minor release (1.30).
-pub const NEWEST_MINOR: u32 = 30;
+/// The newest patch of every supported minor, oldest first (Istio's release tags as
+/// of 2026-11; docs/istio-release.md).
+pub const RELEASES: &[IstioVersion] = &[
+    IstioVersion::new(1, 22, 8),
+    IstioVersion::new(1, 23, 6),
+    IstioVersion::new(1, 24, 6),
+    IstioVersion::new(1, 25, 5),
+    IstioVersion::new(1, 26, 8),
+    IstioVersion::new(1, 27, 9),
+    IstioVersion::new(1, 28, 10),
+    IstioVersion::new(1, 29, 7),
+    IstioVersion::new(1, 30, 4),
+    IstioVersion::new(1, 31, 0),
+];
 /// The newest release known to this suite, the default of every command.
-pub const NEWEST: IstioVersion = IstioVersion { major: 1, minor: 30, patch: 3 };
+pub const NEWEST: IstioVersion = RELEASES[RELEASES.len() - 1];
+/// Oldest supported minor release.
+pub const OLDEST_MINOR: u32 = RELEASES[0].minor;
+/// Newest minor release whose facts this suite knows.
+pub const NEWEST_MINOR: u32 = NEWEST.minor;
 
-/// The supported range as users read it in error messages.
-pub const SUPPORTED_RANGE: &str = "1.22.0 to 1.30.x";
+/// The supported range as users read it in messages, e.g. "1.22.0 and later (known:
+/// 1.22 to 1.31; newer minors run with 1.31's rules)".
+pub fn supported_range() -> String {
+    format!(
+        "1.{OLDEST_MINOR}.0 and later (known: 1.{OLDEST_MINOR} to 1.{NEWEST_MINOR}; newer \
+         minors run with 1.{NEWEST_MINOR}'s rules)"
+    )
+}
+
+/// The longest pre-release part accepted (`-rc.0`, `-alpha.1`, `-dev`, a vendor's
+/// build suffix).
+pub const MAX_PRE_RELEASE: usize = 40;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum VersionError {
-    #[error("`{0}` is not an Istio version: expected MAJOR.MINOR.PATCH, e.g. 1.30.3")]
+    #[error(
+        "`{0}` is not an Istio version: expected MAJOR.MINOR.PATCH with an optional \
+         pre-release part, e.g. 1.31.0 or 1.32.0-rc.1"
+    )]
     Malformed(String),
-    #[error("Istio {0} is not supported: this suite supports Istio {SUPPORTED_RANGE}")]
+    #[error("Istio {0} is not supported: this suite supports Istio {range}", range = supported_range())]
     Unsupported(IstioVersion),
 }
 
-/// A released Istio version, `MAJOR.MINOR.PATCH`, within the supported range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// An Istio version, `MAJOR.MINOR.PATCH[-PRE]`. Ordered as SemVer orders versions: a
+/// pre-release comes before its release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct IstioVersion {
     pub major: u32,
     pub minor: u32,
     pub patch: u32,
+    /// The pre-release part after `-` (empty for a release).
+    pre: PreRelease,
+}
+
+/// A SemVer pre-release part, kept inline so that versions stay `Copy`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct PreRelease {
+    len: u8,
+    bytes: [u8; MAX_PRE_RELEASE],
 }
 
 /// How the config cluster's remote profile is expressed.
@@ -47,15 +95,51 @@ pub enum RemoteProfile {
 /// external address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum IstiodAddressObject {
-    /// `Endpoints` named `istiod` (seen on 1.22-1.24 charts).
+    /// `Endpoints` named `istiod` (1.22.0 to 1.27.x).
     Endpoints,
-    /// `EndpointSlice` (`discovery.k8s.io/v1`) with ports 15012 and 15017 (1.29+).
+    /// `EndpointSlice` (`discovery.k8s.io/v1`) with ports 15012 and 15017 (1.28.0 on).
     EndpointSlice,
 }
 
+/// Env names the istiod chart renders itself, 1.22 and 1.23 (docs/istio-release.md
+/// "Corrections"): a `pilot.env` entry of the same name is a duplicate that
+/// server-side apply refuses.
+const CHART_ENV_1_22: &[&str] = &[
+    "CLUSTER_ID",
+    "GOMAXPROCS",
+    "GOMEMLIMIT",
+    "KUBECONFIG",
+    "PILOT_CERT_PROVIDER",
+    "PILOT_ENABLE_ANALYSIS",
+    "PILOT_TRACE_SAMPLING",
+    "PLATFORM",
+    "POD_NAME",
+    "POD_NAMESPACE",
+    "REVISION",
+    "SERVICE_ACCOUNT",
+];
+/// 1.24 to 1.27: 1.22's plus these.
+const CHART_ENV_ADDED_1_24: &[&str] = &["CA_TRUSTED_NODE_ACCOUNTS", "EXTERNAL_ISTIOD"];
+/// 1.28 and 1.29: plus this.
+const CHART_ENV_ADDED_1_28: &[&str] = &["PILOT_CA_CERT_CONFIGMAP"];
+/// 1.30: without `GOMEMLIMIT`, plus these.
+const CHART_ENV_ADDED_1_30: &[&str] = &[
+    "PILOT_CRL_CONFIGMAP",
+    "PILOT_ENABLE_NODE_UNTAINT_CONTROLLERS",
+    "PILOT_NODE_UNTAINT_CONTROLLERS_TAINT_NAME",
+];
+/// 1.31: plus this.
+const CHART_ENV_ADDED_1_31: &[&str] = &["GODEBUG"];
+
 impl IstioVersion {
+    /// A release (no pre-release part).
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
-        Self { major, minor, patch }
+        Self { major, minor, patch, pre: PreRelease::NONE }
+    }
+
+    /// The pre-release part (`rc.0` of `1.31.0-rc.0`), if any.
+    pub fn pre_release(&self) -> Option<&str> {
+        self.pre.as_str()
     }
 
     /// Parses and checks the supported range. A leading `v` is accepted.
@@ -65,39 +149,81 @@ impl IstioVersion {
         Ok(v)
     }
 
+    /// Refuses versions older than 1.22; everything newer is supported, with the
+    /// newest known rules where the minor is unknown ([`IstioVersion::rules`]).
     pub fn check_supported(self) -> Result<(), VersionError> {
-        if self.major == 1 && (OLDEST_MINOR..=NEWEST_MINOR).contains(&self.minor) {
+        if self.major > 1 || (self.major == 1 && self.minor >= OLDEST_MINOR) {
             Ok(())
         } else {
             Err(VersionError::Unsupported(self))
         }
     }
 
+    /// Whether this suite knows the version's minor (1.22 to [`NEWEST_MINOR`]).
+    pub fn is_known_minor(self) -> bool {
+        self.major == 1 && (OLDEST_MINOR..=NEWEST_MINOR).contains(&self.minor)
+    }
+
+    /// The version whose facts apply: the version itself when its minor is known,
+    /// else [`NEWEST`] (a release candidate or main-branch build of the next minor is
+    /// installed as the newest known release is).
+    pub fn rules(self) -> IstioVersion {
+        if self.is_known_minor() { self } else { NEWEST }
+    }
+
+    /// What a user must be told about this version before it runs, e.g. "Istio 1.32.0-rc.1
+    /// is newer than this suite knows; using 1.31's rules". `None` for a known minor.
+    pub fn notice(self) -> Option<String> {
+        (!self.is_known_minor() && self.check_supported().is_ok()).then(|| {
+            format!(
+                "Istio {self} is newer than this suite knows; using 1.{NEWEST_MINOR}'s rules \
+                 (those of Istio {NEWEST})"
+            )
+        })
+    }
+
+    /// Whether the rules' version is at least `1.<minor>.<patch>` (pre-release parts
+    /// ignored: `1.28.0-rc.1` follows 1.28.0's facts).
+    fn at_least(self, minor: u32, patch: u32) -> bool {
+        let r = self.rules();
+        (r.minor, r.patch) >= (minor, patch)
+    }
+
     fn minor_at_least(self, minor: u32) -> bool {
-        self.major > 1 || (self.major == 1 && self.minor >= minor)
+        self.at_least(minor, 0)
+    }
+
+    /// The rules' minor (1.22 to [`NEWEST_MINOR`]).
+    fn rules_minor(self) -> u32 {
+        self.rules().minor
     }
 
     pub fn remote_profile(self) -> RemoteProfile {
         if self.minor_at_least(24) { RemoteProfile::Remote } else { RemoteProfile::IstiodRemote }
     }
 
-    /// What the config cluster's chart renders for `EXTERNAL_ISTIOD_ADDR`. Checked on
-    /// real charts for 1.22-1.24 (Endpoints) and 1.29+ (EndpointSlice); 1.25-1.28
-    /// were not checked, so verification accepts either there.
-    pub fn istiod_address_objects(self) -> &'static [IstiodAddressObject] {
-        use IstiodAddressObject::*;
-        if self.minor_at_least(29) {
-            &[EndpointSlice]
-        } else if self.minor_at_least(25) {
-            &[Endpoints, EndpointSlice]
+    /// What the config cluster's chart renders for `EXTERNAL_ISTIOD_ADDR`: `Endpoints`
+    /// up to 1.27.x, an `EndpointSlice` from 1.28.0 (checked on the real charts).
+    pub fn istiod_address_object(self) -> IstiodAddressObject {
+        if self.minor_at_least(28) {
+            IstiodAddressObject::EndpointSlice
         } else {
-            &[Endpoints]
+            IstiodAddressObject::Endpoints
         }
     }
 
-    /// 1.29+ also render a `values` config map beside `istio` in the config cluster.
+    /// [`IstioVersion::istiod_address_object`] as the list the checks take.
+    pub fn istiod_address_objects(self) -> &'static [IstiodAddressObject] {
+        match self.istiod_address_object() {
+            IstiodAddressObject::Endpoints => &[IstiodAddressObject::Endpoints],
+            IstiodAddressObject::EndpointSlice => &[IstiodAddressObject::EndpointSlice],
+        }
+    }
+
+    /// 1.26.0 and later also render a `values` config map beside `istio` in the config
+    /// cluster.
     pub fn renders_values_configmap(self) -> bool {
-        self.minor_at_least(29)
+        self.minor_at_least(26)
     }
 
     /// The 1.22/1.23 `istiod-remote` chart carries the Istio CRDs itself.
@@ -115,14 +241,19 @@ impl IstioVersion {
         if self.minor_at_least(24) { "curl" } else { "sleep" }
     }
 
-    /// The client sample's image as that release's manifest names it.
+    /// The client sample's image as that release's manifest names it (it changed
+    /// within the 1.26, 1.27 and 1.28 patch series).
     pub fn client_image(self) -> &'static str {
-        if self.minor_at_least(29) {
-            "docker.io/curlimages/curl:8.16.0"
-        } else if self.minor_at_least(28) {
-            "curlimages/curl:8.16.0"
-        } else {
-            "curlimages/curl"
+        const UNTAGGED: &str = "curlimages/curl";
+        const TAGGED: &str = "curlimages/curl:8.16.0";
+        const QUALIFIED: &str = "docker.io/curlimages/curl:8.16.0";
+        let r = self.rules();
+        match r.minor {
+            ..=25 => UNTAGGED,
+            26 if r.patch < 7 => UNTAGGED,
+            27 if r.patch < 4 => UNTAGGED,
+            28 if r.patch < 1 => TAGGED,
+            _ => QUALIFIED,
         }
     }
 
@@ -132,15 +263,18 @@ impl IstioVersion {
         self.minor_at_least(27)
     }
 
-    /// Kubernetes minor versions this Istio release supports (release announcements).
+    /// Kubernetes minor versions this Istio release supports: the release
+    /// announcements' range, its lower end raised to istioctl's own minimum (what a
+    /// real install checks). 1.31's upper end is the newest known kind node image's.
     pub fn kubernetes_minors(self) -> (u32, u32) {
-        match self.minor {
-            22 | 23 => (27, 30),
+        let r = self.rules();
+        match r.minor {
+            ..=23 => (27, 30),
             24 => (28, 31),
             25 => (29, 32),
-            26 => (29, 33),
-            27 => (29, 33),
-            28 => (29, 34),
+            26 | 27 => (29, 33),
+            28 if r.patch < 10 => (29, 34),
+            28 => (30, 34),
             29 => (31, 35),
             _ => (32, 36),
         }
@@ -153,11 +287,138 @@ impl IstioVersion {
             RemoteProfile::IstiodRemote => &["istiod-remote"],
         }
     }
+
+    /// The doc test's `PILOT_ENABLE_CONFIG_DISTRIBUTION_TRACKING`: the feature was
+    /// removed in 1.23.0.
+    pub fn has_config_distribution_tracking(self) -> bool {
+        !self.minor_at_least(23)
+    }
+
+    /// Env names the istiod chart renders itself: never to be set again in
+    /// `pilot.env`.
+    pub fn chart_env_names(self) -> Vec<&'static str> {
+        let minor = self.rules_minor();
+        let mut names: Vec<&'static str> = CHART_ENV_1_22.to_vec();
+        for (from, added) in [
+            (24, CHART_ENV_ADDED_1_24),
+            (28, CHART_ENV_ADDED_1_28),
+            (30, CHART_ENV_ADDED_1_30),
+            (31, CHART_ENV_ADDED_1_31),
+        ] {
+            if minor >= from {
+                names.extend_from_slice(added);
+            }
+        }
+        if minor >= 30 {
+            names.retain(|n| *n != "GOMEMLIMIT");
+        }
+        names.sort_unstable();
+        names
+    }
+
+    /// Whether `global.remotePilotAddress` may be an IPv6 address: up to 1.29 the
+    /// chart renders an `ExternalName` Service for it, which no webhook client can
+    /// call; 1.30 renders an IPv6 EndpointSlice.
+    pub fn accepts_ipv6_remote_address(self) -> bool {
+        self.minor_at_least(30)
+    }
+
+    /// Whether Helm 3.18.5+ and Helm 4 refuse this version's `gateway` chart against
+    /// its own schema (`additional properties 'defaults' not allowed`, helm#31160,
+    /// istio#57354): 1.22 to 1.24, 1.25.0-1.25.4, 1.26.0-1.26.3 and 1.27.0.
+    pub fn gateway_chart_fails_schema(self) -> bool {
+        let r = self.rules();
+        match r.minor {
+            ..=24 => true,
+            25 => r.patch <= 4,
+            26 => r.patch <= 3,
+            27 => r.patch == 0,
+            _ => false,
+        }
+    }
+}
+
+impl PreRelease {
+    const NONE: PreRelease = PreRelease { len: 0, bytes: [0; MAX_PRE_RELEASE] };
+
+    /// A SemVer pre-release part: dot-separated, non-empty identifiers of ASCII
+    /// letters, digits and hyphens.
+    fn parse(s: &str) -> Option<PreRelease> {
+        let valid = !s.is_empty()
+            && s.len() <= MAX_PRE_RELEASE
+            && s.split('.').all(|id| {
+                !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !valid {
+            return None;
+        }
+        let mut bytes = [0; MAX_PRE_RELEASE];
+        bytes[..s.len()].copy_from_slice(s.as_bytes());
+        Some(PreRelease { len: s.len() as u8, bytes })
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        let s = std::str::from_utf8(&self.bytes[..usize::from(self.len)]).ok()?;
+        (!s.is_empty()).then_some(s)
+    }
+}
+
+impl fmt::Debug for PreRelease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str().unwrap_or(""))
+    }
+}
+
+/// SemVer precedence of two pre-release parts (both present).
+fn compare_pre(a: &str, b: &str) -> Ordering {
+    let mut left = a.split('.');
+    let mut right = b.split('.');
+    loop {
+        match (left.next(), right.next()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) => {
+                let order = match (x.parse::<u64>(), y.parse::<u64>()) {
+                    (Ok(m), Ok(n)) => m.cmp(&n),
+                    (Ok(_), Err(_)) => Ordering::Less,
+                    (Err(_), Ok(_)) => Ordering::Greater,
+                    (Err(_), Err(_)) => x.cmp(y),
+                };
+                if order != Ordering::Equal {
+                    return order;
+                }
+            }
+        }
+    }
+}
+
+impl Ord for IstioVersion {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.major, self.minor, self.patch)
+            .cmp(&(other.major, other.minor, other.patch))
+            .then_with(|| match (self.pre_release(), other.pre_release()) {
+                (None, None) => Ordering::Equal,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(_), None) => Ordering::Less,
+                (Some(a), Some(b)) => compare_pre(a, b),
+            })
+    }
+}
+
+impl PartialOrd for IstioVersion {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl fmt::Display for IstioVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)?;
+        match self.pre_release() {
+            Some(pre) => write!(f, "-{pre}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -167,17 +428,25 @@ impl FromStr for IstioVersion {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let malformed = || VersionError::Malformed(s.to_string());
         let trimmed = s.trim().strip_prefix('v').unwrap_or(s.trim());
-        let mut parts = trimmed.split('.');
+        let (core, pre) = match trimmed.split_once('-') {
+            Some((core, pre)) => (core, Some(PreRelease::parse(pre).ok_or_else(malformed)?)),
+            None => (trimmed, None),
+        };
+        let mut parts = core.split('.');
         let mut next = || -> Result<u32, VersionError> {
             let p = parts.next().ok_or_else(malformed)?;
-            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+            let leading_zero = p.len() > 1 && p.starts_with('0');
+            if p.is_empty() || leading_zero || !p.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(malformed());
             }
             p.parse().map_err(|_| malformed())
         };
-        let v = IstioVersion::new(next()?, next()?, next()?);
+        let mut v = IstioVersion::new(next()?, next()?, next()?);
         if parts.next().is_some() {
             return Err(malformed());
+        }
+        if let Some(pre) = pre {
+            v.pre = pre;
         }
         Ok(v)
     }
@@ -209,23 +478,28 @@ mod tests {
     #[case("1.22.0")]
     #[case("1.23.6")]
     #[case("1.24.6")]
-    #[case("1.30.3")]
+    #[case("1.30.4")]
+    #[case("1.31.0")]
     #[case("v1.29.6")]
+    #[case("1.31.0-rc.0")]
+    #[case("1.32.0-alpha.1")]
+    #[case("1.32.0-dev")]
+    #[case("2.0.0")]
     fn supported_versions_parse(#[case] s: &str) {
         assert!(IstioVersion::parse_supported(s).is_ok(), "{s}");
     }
 
     #[rstest]
-    #[case("1.21.0")]
-    #[case("1.31.0")]
-    #[case("2.0.0")]
+    #[case("1.21.9")]
+    #[case("1.21.0-rc.1")]
     #[case("0.22.1")]
-    fn unsupported_versions_name_the_range(#[case] s: &str) {
+    fn older_versions_are_refused_naming_the_range(#[case] s: &str) {
         let err = IstioVersion::parse_supported(s).unwrap_err();
         assert_eq!(err, VersionError::Unsupported(v(s)));
         let msg = err.to_string();
-        assert!(msg.contains("1.22.0 to 1.30.x"), "{msg}");
-        assert!(msg.contains(s.trim_start_matches('v')), "{msg}");
+        assert!(msg.contains("1.22.0 and later"), "{msg}");
+        assert!(msg.contains("1.22 to 1.31"), "{msg}");
+        assert!(msg.contains(s), "{msg}");
     }
 
     #[rstest]
@@ -235,8 +509,72 @@ mod tests {
     #[case("1.30.x")]
     #[case("")]
     #[case("1.-1.0")]
+    #[case("1.31.0-")]
+    #[case("1.31.0-rc..1")]
+    #[case("1.31.0-rc_1")]
+    #[case("1.031.0")]
+    #[case("1.31.0-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")]
     fn malformed_versions_are_refused(#[case] s: &str) {
         assert!(matches!(s.parse::<IstioVersion>(), Err(VersionError::Malformed(_))), "{s}");
+    }
+
+    #[test]
+    fn pre_releases_round_trip_and_order_as_semver() {
+        let rc = v("1.31.0-rc.0");
+        assert_eq!(rc.to_string(), "1.31.0-rc.0");
+        assert_eq!(rc.pre_release(), Some("rc.0"));
+        assert_eq!(v("v1.32.0-dev").to_string(), "1.32.0-dev");
+        assert_eq!(NEWEST.pre_release(), None);
+        let ordered: Vec<IstioVersion> = [
+            "1.31.0-alpha.0",
+            "1.31.0-alpha.1",
+            "1.31.0-beta.0",
+            "1.31.0-rc.0",
+            "1.31.0-rc.4",
+            "1.31.0-rc.10",
+            "1.31.0",
+            "1.31.1",
+        ]
+        .iter()
+        .map(|s| v(s))
+        .collect();
+        let mut sorted = ordered.clone();
+        sorted.reverse();
+        sorted.sort();
+        assert_eq!(sorted, ordered);
+        assert!(v("1.31.0-1") < v("1.31.0-alpha"), "numeric identifiers sort first");
+        assert_ne!(v("1.31.0-rc.0"), v("1.31.0"));
+    }
+
+    #[test]
+    fn newer_minors_use_the_newest_known_rules_and_say_so() {
+        let next = v("1.32.0-rc.1");
+        assert_eq!(next.rules(), NEWEST);
+        let notice = next.notice().unwrap();
+        assert_eq!(
+            notice,
+            "Istio 1.32.0-rc.1 is newer than this suite knows; using 1.31's rules (those of \
+             Istio 1.31.0)"
+        );
+        assert_eq!(next.kubernetes_minors(), NEWEST.kubernetes_minors());
+        assert_eq!(next.default_hub(), NEWEST.default_hub());
+        assert_eq!(next.chart_env_names(), NEWEST.chart_env_names());
+        assert_eq!(v("1.31.0-rc.0").notice(), None, "a known minor's pre-release");
+        assert_eq!(v("1.22.8").notice(), None);
+        assert_eq!(v("1.21.0").notice(), None, "refused, not noticed");
+    }
+
+    /// The one definition: oldest first, one release per minor, no gap, the newest last.
+    #[test]
+    fn releases_cover_every_minor_once() {
+        let minors: Vec<u32> = RELEASES.iter().map(|r| r.minor).collect();
+        assert_eq!(minors, (OLDEST_MINOR..=NEWEST_MINOR).collect::<Vec<_>>());
+        assert!(RELEASES.iter().all(|r| r.major == 1 && r.pre_release().is_none()));
+        assert_eq!(NEWEST, v("1.31.0"));
+        assert_eq!(
+            supported_range(),
+            "1.22.0 and later (known: 1.22 to 1.31; newer minors run with 1.31's rules)"
+        );
     }
 
     #[test]
@@ -244,7 +582,7 @@ mod tests {
         assert_eq!(v("1.22.8").remote_profile(), RemoteProfile::IstiodRemote);
         assert_eq!(v("1.23.6").remote_profile(), RemoteProfile::IstiodRemote);
         assert_eq!(v("1.24.0").remote_profile(), RemoteProfile::Remote);
-        assert_eq!(v("1.30.3").remote_profile(), RemoteProfile::Remote);
+        assert_eq!(v("1.31.0").remote_profile(), RemoteProfile::Remote);
         assert_eq!(v("1.23.6").remote_charts(), ["istiod-remote"]);
         assert_eq!(v("1.24.6").remote_charts(), ["base", "istiod"]);
         assert!(v("1.23.6").remote_chart_carries_crds());
@@ -252,42 +590,110 @@ mod tests {
     }
 
     #[test]
-    fn address_object_by_version() {
+    fn address_object_and_values_configmap_by_version() {
         use IstiodAddressObject::*;
-        assert_eq!(v("1.22.8").istiod_address_objects(), [Endpoints]);
-        assert_eq!(v("1.24.6").istiod_address_objects(), [Endpoints]);
-        assert_eq!(v("1.26.0").istiod_address_objects(), [Endpoints, EndpointSlice]);
-        assert_eq!(v("1.29.6").istiod_address_objects(), [EndpointSlice]);
-        assert!(!v("1.28.0").renders_values_configmap());
+        assert_eq!(v("1.22.8").istiod_address_object(), Endpoints);
+        assert_eq!(v("1.27.9").istiod_address_object(), Endpoints);
+        assert_eq!(v("1.28.0-rc.0").istiod_address_object(), EndpointSlice);
+        assert_eq!(v("1.28.0").istiod_address_object(), EndpointSlice);
+        assert_eq!(v("1.31.0").istiod_address_object(), EndpointSlice);
+        assert!(!v("1.25.5").renders_values_configmap());
+        assert!(v("1.26.0").renders_values_configmap());
         assert!(v("1.29.0").renders_values_configmap());
     }
 
+    #[rstest]
+    #[case("1.22.8", "curlimages/curl")]
+    #[case("1.24.0", "curlimages/curl")]
+    #[case("1.26.6", "curlimages/curl")]
+    #[case("1.26.7", "docker.io/curlimages/curl:8.16.0")]
+    #[case("1.27.3", "curlimages/curl")]
+    #[case("1.27.4", "docker.io/curlimages/curl:8.16.0")]
+    #[case("1.28.0", "curlimages/curl:8.16.0")]
+    #[case("1.28.1", "docker.io/curlimages/curl:8.16.0")]
+    #[case("1.29.0", "docker.io/curlimages/curl:8.16.0")]
+    #[case("1.31.0", "docker.io/curlimages/curl:8.16.0")]
+    fn client_image_by_patch(#[case] version: &str, #[case] image: &str) {
+        assert_eq!(v(version).client_image(), image);
+    }
+
     #[test]
-    fn hubs_samples_and_images_by_version() {
+    fn hubs_samples_and_sidecars_by_version() {
         assert_eq!(v("1.29.6").default_hub(), "docker.io/istio");
         assert_eq!(v("1.30.0").default_hub(), "registry.istio.io/release");
         assert_eq!(v("1.23.6").client_sample(), "sleep");
         assert_eq!(v("1.24.0").client_sample(), "curl");
-        assert_eq!(v("1.27.0").client_image(), "curlimages/curl");
-        assert_eq!(v("1.28.0").client_image(), "curlimages/curl:8.16.0");
-        assert_eq!(v("1.29.0").client_image(), "docker.io/curlimages/curl:8.16.0");
         assert!(!v("1.26.9").native_sidecars_auto());
         assert!(v("1.27.0").native_sidecars_auto());
     }
 
+    /// The release table, each lower end at least istioctl's minimum
+    /// (`istioctl/pkg/install/k8sversion`).
+    #[rstest]
+    #[case("1.22.0", (27, 30), 26)]
+    #[case("1.23.6", (27, 30), 26)]
+    #[case("1.24.0", (28, 31), 28)]
+    #[case("1.25.5", (29, 32), 29)]
+    #[case("1.26.0", (29, 33), 29)]
+    #[case("1.27.9", (29, 33), 29)]
+    #[case("1.28.0", (29, 34), 29)]
+    #[case("1.28.10", (30, 34), 30)]
+    #[case("1.29.0", (31, 35), 30)]
+    #[case("1.30.4", (32, 36), 32)]
+    #[case("1.31.0", (32, 36), 32)]
+    fn kubernetes_ranges_follow_the_release_table(
+        #[case] version: &str,
+        #[case] range: (u32, u32),
+        #[case] istioctl_minimum: u32,
+    ) {
+        assert_eq!(v(version).kubernetes_minors(), range);
+        assert!(range.0 >= istioctl_minimum, "{version}: {range:?}");
+    }
+
     #[test]
-    fn kubernetes_ranges_follow_the_release_table() {
-        assert_eq!(v("1.22.0").kubernetes_minors(), (27, 30));
-        assert_eq!(v("1.24.0").kubernetes_minors(), (28, 31));
-        assert_eq!(v("1.26.0").kubernetes_minors(), (29, 33));
-        assert_eq!(v("1.29.0").kubernetes_minors(), (31, 35));
-        assert_eq!(v("1.30.3").kubernetes_minors(), (32, 36));
+    fn chart_env_names_by_version() {
+        let v122 = v("1.22.8").chart_env_names();
+        assert!(v122.contains(&"CLUSTER_ID") && v122.contains(&"GOMEMLIMIT"));
+        assert!(!v122.contains(&"EXTERNAL_ISTIOD"));
+        assert_eq!(v("1.23.6").chart_env_names(), v122);
+        let v124 = v("1.24.6").chart_env_names();
+        assert!(v124.contains(&"EXTERNAL_ISTIOD") && v124.contains(&"CA_TRUSTED_NODE_ACCOUNTS"));
+        assert_eq!(v124.len(), v122.len() + 2);
+        assert!(v("1.28.10").chart_env_names().contains(&"PILOT_CA_CERT_CONFIGMAP"));
+        let v130 = v("1.30.4").chart_env_names();
+        assert!(!v130.contains(&"GOMEMLIMIT") && v130.contains(&"PILOT_CRL_CONFIGMAP"));
+        assert!(!v130.contains(&"GODEBUG"));
+        assert!(v("1.31.0").chart_env_names().contains(&"GODEBUG"));
+    }
+
+    #[test]
+    fn smaller_facts_by_version() {
+        assert!(v("1.22.8").has_config_distribution_tracking());
+        assert!(!v("1.23.0").has_config_distribution_tracking());
+        assert!(!v("1.29.7").accepts_ipv6_remote_address());
+        assert!(v("1.30.0").accepts_ipv6_remote_address());
+        for (version, fails) in [
+            ("1.22.8", true),
+            ("1.24.6", true),
+            ("1.25.4", true),
+            ("1.25.5", false),
+            ("1.26.3", true),
+            ("1.26.4", false),
+            ("1.27.0", true),
+            ("1.27.1", false),
+            ("1.31.0", false),
+        ] {
+            assert_eq!(v(version).gateway_chart_fails_schema(), fails, "{version}");
+        }
     }
 
     #[test]
     fn serde_round_trip_is_a_string() {
         let json = serde_json::to_string(&NEWEST).unwrap();
-        assert_eq!(json, "\"1.30.3\"");
+        assert_eq!(json, "\"1.31.0\"");
         assert_eq!(serde_json::from_str::<IstioVersion>(&json).unwrap(), NEWEST);
+        let rc = v("1.32.0-rc.1");
+        let json = serde_json::to_string(&rc).unwrap();
+        assert_eq!(serde_json::from_str::<IstioVersion>(&json).unwrap(), rc);
     }
 }

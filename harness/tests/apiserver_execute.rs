@@ -108,7 +108,7 @@ fn options(dir: &Path) -> ExecOptions {
     let istioctl = dir.join("fake-istioctl");
     std::fs::write(&istioctl, FAKE_ISTIOCTL).unwrap();
     std::fs::set_permissions(&istioctl, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let programs = Programs { istioctl, helm: None, release_dir: None };
+    let programs = Programs { istioctl, helm: None, helm_version: None, release_dir: None };
     let mut opts = ExecOptions::new(dir.join("plan"), programs);
     opts.progress = ProgressMode::Quiet;
     opts.apply_timeout = Duration::from_secs(60);

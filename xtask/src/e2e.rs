@@ -26,11 +26,9 @@ use ecp_harness::istio::release::ReleaseSource;
 use ecp_harness::report::{self, NotRun, ScenarioResult, ScenarioStatus, VersionReport};
 use ecp_harness::samples::SampleImages;
 use ecp_harness::topology::{NetworkMode, PLACEHOLDER_EXTERNAL_ADDR, Topology};
-use ecp_harness::version::IstioVersion;
+use ecp_harness::version::{IstioVersion, NEWEST};
 use ecp_scenarios::{SCENARIOS, Scenario, TOPOLOGY_ENV, TopologyFile};
 
-/// The default of `--istio`: the newest release known to the suite.
-const DEFAULT_ISTIO: &str = "1.30.3";
 /// MetalLB's images (kind-node.md "MetalLB, Istio's way"), loaded into every node.
 const METALLB_IMAGES: [&str; 2] =
     ["quay.io/metallb/controller:v0.14.3", "quay.io/metallb/speaker:v0.14.3"];
@@ -58,9 +56,11 @@ const MAX_CONFIG_DUMPS: usize = 20;
         (where releases are cached), ECP_OFFLINE (try no network: fail at once where \
         something is missing), CI (plain progress lines).")]
 pub struct Args {
-    /// Istio versions to test, comma-separated, one after another (e.g. 1.22.8,1.30.3).
-    /// Supported: 1.22.0 to 1.30.x.
-    #[arg(long = "istio", value_name = "V1,V2,...", value_delimiter = ',', default_value = DEFAULT_ISTIO)]
+    /// Istio versions to test, comma-separated, one after another (e.g. 1.22.8,1.31.0).
+    /// Every version from 1.22.0 on, pre-releases included (1.31.0-rc.0); a minor
+    /// newer than the suite knows runs with the newest known rules. A build of Istio's
+    /// main branch: `--istio 1.32.0-dev --hub H --tag T --istioctl PATH`.
+    #[arg(long = "istio", value_name = "V1,V2,...", value_delimiter = ',', default_values_t = [NEWEST.to_string()])]
     pub istio: Vec<String>,
     /// Installer backend: `istioctl` (IstioOperator files, the guide's form) or `helm`
     /// (Istio's charts with values files).
@@ -139,7 +139,11 @@ struct Settings {
 fn settings(args: Args) -> anyhow::Result<Settings> {
     let mut versions = Vec::new();
     for v in &args.istio {
-        versions.push(IstioVersion::parse_supported(v)?);
+        let version = IstioVersion::parse_supported(v)?;
+        if let Some(notice) = version.notice() {
+            println!("note: {notice}");
+        }
+        versions.push(version);
     }
     if versions.is_empty() {
         bail!("--istio names no version");
@@ -475,6 +479,8 @@ fn write_setup_failure_reports(s: &Settings, problems: &[String]) {
         let report = VersionReport {
             istio: *v,
             installer: s.installer,
+            helm_version: None,
+            notices: v.notice().into_iter().collect(),
             topology,
             external_addr: None,
             steps: Vec::new(),
@@ -514,6 +520,8 @@ async fn run_version(
     let mut report = VersionReport {
         istio: p.version,
         installer: s.installer,
+        helm_version: p.programs.helm_version.map(|v| v.to_string()),
+        notices: p.version.notice().into_iter().collect(),
         topology: topology.clone(),
         external_addr: None,
         steps: Vec::new(),
@@ -820,7 +828,6 @@ async fn config_dumps(cluster: &str, access: &ClusterAccess, out: &Path) {
 mod tests {
     use super::*;
     use clap::{CommandFactory, Parser};
-    use ecp_harness::version::NEWEST;
 
     #[derive(Parser)]
     struct Cli {
@@ -834,7 +841,6 @@ mod tests {
 
     #[test]
     fn defaults_are_the_newest_release_with_istioctl_and_one_remote() {
-        assert_eq!(DEFAULT_ISTIO, NEWEST.to_string());
         let s = settings(parse(&[]).unwrap()).unwrap();
         assert_eq!(s.versions, [NEWEST]);
         assert_eq!(s.installer, Installer::Istioctl);
@@ -907,7 +913,7 @@ mod tests {
     #[test]
     fn bad_arguments_are_refused_before_anything_runs() {
         let err = settings(parse(&["--istio", "1.21.0"]).unwrap()).unwrap_err().to_string();
-        assert!(err.contains("1.22.0 to 1.30.x"), "{err}");
+        assert!(err.contains("1.22.0 and later"), "{err}");
         let err = settings(parse(&["--scenario", "nope"]).unwrap()).unwrap_err().to_string();
         assert!(err.contains("unknown scenario `nope`") && err.contains("multi_remote"), "{err}");
         let err = settings(parse(&["--remotes", "0"]).unwrap()).unwrap_err().to_string();

@@ -10,7 +10,8 @@ use ecp_harness::version::{IstioVersion, NEWEST};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Istio version, 1.22.0 to the newest supported release.
+    /// Istio version: 1.22.0 or later, pre-releases included (1.31.0-rc.0); a minor
+    /// newer than the suite knows is planned with the newest known rules.
     #[arg(long, value_name = "VER", default_value_t = NEWEST.to_string())]
     istio: String,
     /// Installer backend.

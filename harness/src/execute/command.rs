@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::install::Program;
 use crate::install::plan::resolve_placeholders;
+use crate::install::{Program, SKIP_SCHEMA_VALIDATION};
+use crate::istio::tools::HelmVersion;
 
 /// How much of an installer's stderr an error quotes.
 const STDERR_TAIL_LINES: usize = 30;
@@ -34,6 +35,9 @@ pub struct Programs {
     pub istioctl: PathBuf,
     /// `None` when the plan uses no helm (istioctl backend).
     pub helm: Option<PathBuf>,
+    /// The helm binary's version, when it was read: a Helm older than 3.16 gets no
+    /// `--skip-schema-validation` (it has neither the flag nor the bug it avoids).
+    pub helm_version: Option<HelmVersion>,
     /// The extracted release (`istio-<v>/`), for `{istio-release}` arguments.
     pub release_dir: Option<PathBuf>,
 }
@@ -66,8 +70,11 @@ pub fn invocation(
     };
     let no_release = PathBuf::new();
     let release = programs.release_dir.as_deref().unwrap_or(&no_release);
+    let helm_lacks_skip = program == Program::Helm
+        && programs.helm_version.is_some_and(|v| !v.has_skip_schema_validation());
     let args = args
         .iter()
+        .filter(|arg| !(helm_lacks_skip && *arg == SKIP_SCHEMA_VALIDATION))
         .map(|arg| {
             if programs.release_dir.is_none()
                 && arg.contains(crate::install::plan::RELEASE_DIR_PLACEHOLDER)
@@ -178,6 +185,7 @@ mod tests {
         Programs {
             istioctl: "/opt/istio/bin/istioctl".into(),
             helm: helm.then(|| "/usr/local/bin/helm".into()),
+            helm_version: None,
             release_dir: release.then(|| RELEASE.into()),
         }
     }
@@ -279,6 +287,29 @@ mod tests {
         let err = resolve(&action, &programs(true, false)).unwrap_err();
         assert!(matches!(err, CommandError::NoRelease { .. }), "{err:?}");
         assert_eq!(resolve(&action, &programs(false, true)).unwrap_err(), CommandError::NoHelm);
+    }
+
+    /// The plan asks for `--skip-schema-validation`; a Helm older than 3.16 has no
+    /// such flag (and no schema bug), so it is dropped there and only there.
+    #[test]
+    fn skip_schema_validation_is_dropped_for_a_helm_without_it() {
+        let action = run(
+            Program::Helm,
+            &["upgrade", "--install", "istio-ingressgateway", "gateway", SKIP_SCHEMA_VALIDATION],
+            None,
+        );
+        let with = |version: Option<HelmVersion>| {
+            let programs = Programs { helm_version: version, ..programs(true, false) };
+            resolve(&action, &programs).unwrap().args
+        };
+        let v = |minor| Some(HelmVersion { major: 3, minor, patch: 0 });
+        assert!(with(v(16)).iter().any(|a| a == SKIP_SCHEMA_VALIDATION));
+        assert!(
+            with(Some(HelmVersion { major: 4, minor: 1, patch: 4 }))
+                .contains(&SKIP_SCHEMA_VALIDATION.to_string())
+        );
+        assert!(with(None).iter().any(|a| a == SKIP_SCHEMA_VALIDATION), "unknown: as planned");
+        assert_eq!(with(v(15)), ["upgrade", "--install", "istio-ingressgateway", "gateway"]);
     }
 
     #[test]

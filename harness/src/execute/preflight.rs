@@ -117,12 +117,27 @@ pub async fn programs(
     } else {
         None
     };
+    let mut helm_version = None;
+    if let Some(path) = &helm_path {
+        match tools::helm_version(path).await.and_then(|v| Ok((v, tools::helm_compatibility(v)?))) {
+            Ok((v, warning)) => {
+                if let Some(warning) = warning {
+                    tracing::warn!("{warning}");
+                }
+                helm_version = Some(v);
+            }
+            Err(problem) => {
+                problems.push(format!("{problem}: pass a working helm with --helm PATH"))
+            }
+        }
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
     let programs = Programs {
         istioctl: istioctl_path,
         helm: helm_path,
+        helm_version,
         release_dir: release.as_ref().map(|r| r.root.clone()),
     };
     Ok((programs, release))
@@ -304,11 +319,46 @@ mod tests {
             platform: crate::istio::release::Platform::current().unwrap(),
         };
         let needs = PlanNeeds { istioctl: true, helm: false, release: false };
-        let (programs, release) =
+        let (found, release) =
             programs("1.30.3".parse().unwrap(), needs, Some(&istioctl), None, &source)
                 .await
                 .unwrap();
-        assert_eq!(programs.istioctl, istioctl);
-        assert!(release.is_none() && programs.release_dir.is_none() && programs.helm.is_none());
+        assert_eq!(found.istioctl, istioctl);
+        assert!(release.is_none() && found.release_dir.is_none() && found.helm.is_none());
+        // A main-branch build: no release exists to download, and none is tried.
+        let dev = "1.32.0-dev".parse().unwrap();
+        let (dev_programs, release) =
+            programs(dev, needs, Some(&istioctl), None, &source).await.unwrap();
+        assert_eq!(dev_programs.istioctl, istioctl);
+        assert!(release.is_none());
+    }
+
+    /// A stand-in `helm` that prints `version` for `helm version --short`.
+    fn fake_helm(dir: &std::path::Path, version: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(format!("helm-{version}"));
+        std::fs::write(&path, format!("#!/bin/sh\necho {version}+g0000000\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    #[tokio::test]
+    async fn the_helm_version_is_read_and_an_old_helm_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = ReleaseSource {
+            base_url: "http://127.0.0.1:9/unused".into(),
+            cache_root: dir.path().join("cache"),
+            platform: crate::istio::release::Platform::current().unwrap(),
+        };
+        let needs = PlanNeeds { istioctl: false, helm: true, release: false };
+        let v: IstioVersion = "1.27.0".parse().unwrap();
+        let good = fake_helm(dir.path(), "v3.18.6");
+        let (found, _) = programs(v, needs, None, Some(&good), &source).await.unwrap();
+        assert_eq!(found.helm_version.map(|h| h.to_string()).as_deref(), Some("v3.18.6"));
+        let old = fake_helm(dir.path(), "v3.5.4");
+        let err = programs(v, needs, None, Some(&old), &source).await.unwrap_err();
+        assert_eq!(err.len(), 1, "{err:?}");
+        assert!(err[0].contains("v3.5.4") && err[0].contains("--helm PATH"), "{}", err[0]);
+        assert!(err[0].contains("Helm 3.16 and later"), "says what works: {}", err[0]);
     }
 }

@@ -9,6 +9,14 @@ use crate::version::IstioVersion;
 /// Istio's Helm repository; chart version = Istio version.
 pub const REPOSITORY: &str = "https://istio-release.storage.googleapis.com/charts";
 
+/// Skips a chart's JSON schema. Passed for the `gateway` chart of the versions whose
+/// schema Helm 3.18.5+ and Helm 4 refuse ([`IstioVersion::gateway_chart_fails_schema`]);
+/// Helm has the flag from [`SKIP_SCHEMA_VALIDATION_SINCE`], and the executor drops it
+/// for an older Helm, which does not have the bug either.
+pub const SKIP_SCHEMA_VALIDATION: &str = "--skip-schema-validation";
+/// The first Helm release with [`SKIP_SCHEMA_VALIDATION`] (3.16.0).
+pub const SKIP_SCHEMA_VALIDATION_SINCE: (u32, u32) = (3, 16);
+
 /// Where a chart comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Chart {
@@ -66,6 +74,9 @@ pub fn upgrade_install(
     args.extend(["--namespace".into(), namespace.into()]);
     if let Some(file) = values {
         args.extend(["--values".into(), file.into()]);
+    }
+    if chart == Chart::Repo("gateway") && istio.gateway_chart_fails_schema() {
+        args.push(SKIP_SCHEMA_VALIDATION.into());
     }
     finish(args, cluster)
 }
@@ -161,6 +172,33 @@ mod tests {
                 "{kubeconfig:config}",
             ]
         );
+    }
+
+    /// Helm 3.18.5+ and Helm 4 refuse the gateway chart of these versions against its
+    /// own schema: exactly those get `--skip-schema-validation`, and no other chart.
+    #[test]
+    fn the_gateway_chart_skips_its_schema_exactly_where_it_is_broken() {
+        let has_flag = |version: &str, chart: &'static str| {
+            let v: IstioVersion = version.parse().unwrap();
+            args(&upgrade_install("c", v, "r", Chart::Repo(chart), "ns", Some("v.yaml")))
+                .iter()
+                .any(|a| a == SKIP_SCHEMA_VALIDATION)
+        };
+        for (version, broken) in [
+            ("1.22.8", true),
+            ("1.24.6", true),
+            ("1.25.4", true),
+            ("1.25.5", false),
+            ("1.26.3", true),
+            ("1.26.8", false),
+            ("1.27.0", true),
+            ("1.27.9", false),
+            ("1.31.0", false),
+        ] {
+            assert_eq!(has_flag(version, "gateway"), broken, "{version}");
+            assert!(!has_flag(version, "istiod"), "{version}");
+            assert!(!has_flag(version, "base"), "{version}");
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod steps;
 mod tests;
 pub mod values;
 
+pub use helm::{SKIP_SCHEMA_VALIDATION, SKIP_SCHEMA_VALIDATION_SINCE};
 pub use plan::{
     Action, Check, GatewayTls, Installer, Plan, PlanError, PlanFile, PlanOptions, Program, Step,
     WaitCondition, WebhookKind,
@@ -33,6 +34,9 @@ use crate::topology::Topology;
 /// of procedure.md with every file they apply or pass to the installer.
 pub fn plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
     opts.istio.check_supported()?;
+    if opts.external_addr.is_ipv6() && !opts.istio.accepts_ipv6_remote_address() {
+        return Err(PlanError::Ipv6ExternalAddr { istio: opts.istio, addr: opts.external_addr });
+    }
     let topology = Topology::new(opts.remotes, opts.network_mode)?;
     let mut planner = steps::Planner::new(opts, topology);
     steps::all_steps(&mut planner)?;

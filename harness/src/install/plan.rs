@@ -279,6 +279,12 @@ pub enum PlanError {
     RemoteSecret(#[from] RemoteSecretError),
     #[error("step {step}: rendering {file}: {message}")]
     Render { step: String, file: String, message: String },
+    #[error(
+        "Istio {istio} cannot use the IPv6 address {addr} as EXTERNAL_ISTIOD_ADDR: up to \
+         1.29 the remote profile renders an ExternalName Service for it, which no webhook \
+         client can call; use an IPv4 address, or Istio 1.30 or later"
+    )]
+    Ipv6ExternalAddr { istio: IstioVersion, addr: IpAddr },
     #[error("cannot write the plan to {}: {error}", dir.display())]
     Write { dir: PathBuf, error: std::io::Error },
 }

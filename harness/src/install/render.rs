@@ -22,6 +22,9 @@ impl Plan {
             kebab(&o.gateway_tls),
             o.external_addr,
         );
+        if let Some(notice) = o.istio.notice() {
+            let _ = writeln!(out, "Note: {notice}");
+        }
         let _ = writeln!(out, "Clusters:");
         for c in &self.topology.clusters {
             let network = c.network.as_deref().unwrap_or("-");

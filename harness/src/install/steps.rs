@@ -526,7 +526,7 @@ fn install_external_istiod(p: &mut Planner<'_>) -> Result<(), PlanError> {
     let external = p.topology.external().clone();
     let config = p.topology.config().clone();
     let o = p.opts;
-    let mut v = values::external_istiod(&config, o.external_addr, o.gateway_tls);
+    let mut v = values::external_istiod(o.istio, &config, o.external_addr, o.gateway_tls);
     v.values = values::with_images(v.values, o.hub.as_deref(), o.tag.as_deref());
     let charts = [("istiod", helm::Chart::Repo("istiod"))];
     let mut actions =

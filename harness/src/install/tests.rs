@@ -42,19 +42,87 @@ fn snapshot_text(p: &Plan) -> String {
     out
 }
 
+/// Two remotes (every step) for the versions where the procedure changes: the
+/// `istiod-remote` years, the first `profile: remote`, the last `Endpoints`, the first
+/// `EndpointSlice`, the new hub, and the newest release.
 #[rstest]
 fn plan_snapshots(
     #[values(Installer::Istioctl, Installer::Helm)] installer: Installer,
-    #[values("1.22.8", "1.23.6", "1.24.6", "1.30.3")] version: &str,
-    #[values(1, 2)] remotes: usize,
+    #[values("1.22.8", "1.23.6", "1.24.6", "1.27.9", "1.28.10", "1.30.4", "1.31.0")] version: &str,
 ) {
-    let p = plan_for(installer, version, remotes);
+    snapshot(installer, version, 2, GatewayTls::Passthrough);
+}
+
+/// The default topology (one remote) and the SIMPLE variant, on the newest release.
+#[rstest]
+fn plan_snapshots_newest(
+    #[values(Installer::Istioctl, Installer::Helm)] installer: Installer,
+    #[values(GatewayTls::Passthrough, GatewayTls::Simple)] tls: GatewayTls,
+) {
+    snapshot(installer, &NEWEST.to_string(), 1, tls);
+}
+
+fn snapshot(installer: Installer, version: &str, remotes: usize, tls: GatewayTls) {
+    let p = plan(&opts(installer, version, remotes, tls)).unwrap();
     let installer = match installer {
         Installer::Istioctl => "istioctl",
         Installer::Helm => "helm",
     };
-    let name = format!("plan_{installer}_{}_{remotes}_remotes", version.replace('.', "_"));
-    insta::assert_snapshot!(name, snapshot_text(&p));
+    let tls = match tls {
+        GatewayTls::Passthrough => String::new(),
+        GatewayTls::Simple => "_simple".into(),
+    };
+    let name = format!("plan_{installer}_{}_{remotes}_remotes{tls}", version.replace('.', "_"));
+    let mut text = snapshot_text(&p);
+    if tls.is_empty() {
+        insta::assert_snapshot!(name, text);
+    } else {
+        // Keys and certificates are new on every run: the snapshot shows their shape.
+        text = redact_pem(&text);
+        insta::assert_snapshot!(name, text);
+    }
+}
+
+/// Replaces the body of every PEM block and every base64 `data:` value of a Secret
+/// with a marker.
+fn redact_pem(text: &str) -> String {
+    let mut out = String::new();
+    let mut in_pem = false;
+    for line in text.lines() {
+        if line.starts_with("-----BEGIN") {
+            in_pem = true;
+            out.push_str(line);
+            out.push_str("\n<redacted>\n");
+            continue;
+        }
+        if line.starts_with("-----END") {
+            in_pem = false;
+        }
+        if in_pem {
+            continue;
+        }
+        let trimmed = line.trim_start();
+        let secret_value = [
+            "tls.crt:",
+            "tls.key:",
+            "ca.crt:",
+            "ca-cert.pem:",
+            "ca-key.pem:",
+            "cert-chain.pem:",
+            "root-cert.pem:",
+        ]
+        .iter()
+        .find(|k| trimmed.starts_with(*k));
+        match secret_value {
+            Some(key) => {
+                let indent = &line[..line.len() - trimmed.len()];
+                out.push_str(&format!("{indent}{key} <redacted>"));
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Every file name an action names, with whether it is generated at run time.
@@ -79,10 +147,24 @@ fn files_named(action: &Action) -> Vec<(String, bool)> {
     }
 }
 
+/// Every version plans are checked for: the oldest patch and the newest known patch
+/// of every minor, patches where a fact changes, and pre-releases of the newest and
+/// the next minor.
+fn every_version() -> Vec<String> {
+    let mut versions: Vec<String> =
+        crate::version::RELEASES.iter().map(|v| v.to_string()).collect();
+    versions.extend(
+        ["1.22.0", "1.25.4", "1.26.3", "1.27.0", "1.28.0", "1.31.0-rc.0", "1.32.0-alpha.1"]
+            .map(String::from),
+    );
+    versions
+}
+
 fn every_plan() -> Vec<Plan> {
     let mut plans = Vec::new();
     for installer in [Installer::Istioctl, Installer::Helm] {
-        for version in ["1.22.0", "1.23.6", "1.24.6", "1.27.1", "1.29.6", "1.30.3"] {
+        for version in every_version() {
+            let version = version.as_str();
             for remotes in [1, 2, 3] {
                 for tls in [GatewayTls::Passthrough, GatewayTls::Simple] {
                     plans.push(plan(&opts(installer, version, remotes, tls)).unwrap());
@@ -259,8 +341,11 @@ fn istioctl_remote_profile_is_generated_then_applied() {
 
 #[rstest]
 #[case("1.22.8", &["Endpoints"], false)]
-#[case("1.26.0", &["Endpoints", "EndpointSlice"], false)]
-#[case("1.30.3", &["EndpointSlice"], true)]
+#[case("1.25.5", &["Endpoints"], false)]
+#[case("1.26.0", &["Endpoints"], true)]
+#[case("1.27.9", &["Endpoints"], true)]
+#[case("1.28.0", &["EndpointSlice"], true)]
+#[case("1.31.0", &["EndpointSlice"], true)]
 fn config_cluster_checks_follow_the_version(
     #[case] version: &str,
     #[case] objects: &[&str],
@@ -490,7 +575,7 @@ fn unsupported_versions_and_remote_counts_are_refused() {
     let mut o = opts(Installer::Istioctl, "1.30.3", 1, GatewayTls::Passthrough);
     o.istio = IstioVersion::new(1, 21, 0);
     let err = plan(&o).unwrap_err().to_string();
-    assert!(err.contains("1.21.0") && err.contains("1.22.0 to 1.30.x"), "{err}");
+    assert!(err.contains("1.21.0") && err.contains("1.22.0 and later"), "{err}");
     o.istio = NEWEST;
     o.remotes = 0;
     let err = plan(&o).unwrap_err().to_string();
@@ -593,9 +678,8 @@ fn written_files_hold_every_value_of_the_procedure() {
     }
     let istiod = all("external/istiod.yaml");
     for v in [
-        "EXTERNAL_ISTIOD: \"true\"",
+        "externalIstiod: true",
         "LOCAL_CLUSTER_SECRET_WATCHER: \"true\"",
-        "CLUSTER_ID: remote1",
         "SHARED_MESH_CONFIG: istio",
         "INJECTION_WEBHOOK_CONFIG_NAME: istio-sidecar-injector-external-istiod",
         "VALIDATION_WEBHOOK_CONFIG_NAME: istio-validator-external-istiod",
@@ -611,6 +695,8 @@ fn written_files_hold_every_value_of_the_procedure() {
     ] {
         assert!(istiod.contains(v), "{v} missing:\n{istiod}");
     }
+    // The chart renders CLUSTER_ID from clusterName: set again, it is a duplicate.
+    assert!(!istiod.contains("CLUSTER_ID"), "{istiod}");
     let gw = all("external/external-istiod-gw.yaml");
     for v in ["name: external-istiod-gw", "name: external-istiod-vs", "mode: PASSTHROUGH"] {
         assert!(gw.contains(v), "{v} missing:\n{gw}");
@@ -621,4 +707,161 @@ fn written_files_hold_every_value_of_the_procedure() {
     assert!(json.contains("\"topology.istio.io/controlPlaneClusters\": \"remote1\""));
     assert!(json.contains("\"secret_type\": \"remote\""));
     assert!(all("external/remote-secret-remote2.yaml").contains("istio-remote-secret-remote2"));
+}
+
+/// The names in `list` (an array of objects) under `key`, with those seen twice.
+fn duplicates_in(list: &Value, key: impl Fn(&Value) -> Option<String>) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    let mut twice = Vec::new();
+    for item in list.as_array().into_iter().flatten() {
+        if let Some(k) = key(item)
+            && !seen.insert(k.clone())
+        {
+            twice.push(k);
+        }
+    }
+    twice
+}
+
+fn field(name: &'static str) -> impl Fn(&Value) -> Option<String> {
+    move |v| v[name].as_str().map(String::from)
+}
+
+fn port_key(v: &Value) -> Option<String> {
+    let port = v["containerPort"].as_u64()?;
+    Some(format!("{port}/{}", v["protocol"].as_str().unwrap_or("TCP")))
+}
+
+/// What server-side apply refuses in a workload: two env entries, ports, mounts or
+/// volumes of one key, in any container of a Deployment, DaemonSet, StatefulSet or
+/// Pod.
+fn workload_duplicates(doc: &Value) -> Vec<String> {
+    let kind = doc["kind"].as_str().unwrap_or_default();
+    let pod = match kind {
+        "Pod" => &doc["spec"],
+        "Deployment" | "DaemonSet" | "StatefulSet" => &doc["spec"]["template"]["spec"],
+        _ => return Vec::new(),
+    };
+    let name = doc["metadata"]["name"].as_str().unwrap_or_default();
+    let mut found: Vec<String> = duplicates_in(&pod["volumes"], field("name"))
+        .into_iter()
+        .map(|v| format!("{kind}/{name}: volume {v}"))
+        .collect();
+    let containers = pod["containers"].as_array().into_iter().flatten();
+    let init = pod["initContainers"].as_array().into_iter().flatten();
+    for c in containers.chain(init) {
+        let cname = c["name"].as_str().unwrap_or_default();
+        for (what, list, key) in [
+            ("env", &c["env"], Box::new(field("name")) as Box<dyn Fn(&Value) -> Option<String>>),
+            ("port", &c["ports"], Box::new(port_key)),
+            ("mount", &c["volumeMounts"], Box::new(field("mountPath"))),
+        ] {
+            for d in duplicates_in(list, key) {
+                found.push(format!("{kind}/{name} container {cname}: {what} {d}"));
+            }
+        }
+    }
+    found
+}
+
+/// The chart values a plan file passes to istiod's chart: an IstioOperator's
+/// `spec.values`, or a Helm values file.
+fn chart_values(path: &str, doc: &Value) -> Option<Value> {
+    if doc["kind"] == "IstioOperator" {
+        Some(doc["spec"]["values"].clone())
+    } else if path.ends_with("-values.yaml") {
+        Some(doc.clone())
+    } else {
+        None
+    }
+}
+
+/// Issue 7: the chart renders `CLUSTER_ID` (and more) itself, and `pilot.env` is
+/// appended to its env list, so a value of the same name is a duplicate that
+/// server-side apply refuses. No plan may set one, for either installer on any
+/// version; and no workload, volume list or istioctl overlay the plan writes holds a
+/// duplicate env, port, mount or volume.
+#[test]
+fn no_plan_sets_an_env_the_chart_renders_or_writes_a_duplicate() {
+    let mut checked_env = 0;
+    for p in every_plan() {
+        let owned = p.options.istio.chart_env_names();
+        let what =
+            format!("{} {:?} {} remotes", p.options.istio, p.options.installer, p.options.remotes);
+        for f in p.files.iter().filter(|f| f.path.ends_with(".yaml") && !f.private) {
+            let docs: Vec<Value> = serde_saphyr::from_multiple(&f.contents).unwrap();
+            for doc in &docs {
+                let dups = workload_duplicates(doc);
+                assert!(dups.is_empty(), "{what}: {}: {dups:?}", f.path);
+                for component in
+                    doc["spec"]["components"]["ingressGateways"].as_array().into_iter().flatten()
+                {
+                    let dups = duplicates_in(&component["k8s"]["env"], field("name"));
+                    assert!(dups.is_empty(), "{what}: {}: k8s.env {dups:?}", f.path);
+                }
+                let Some(values) = chart_values(&f.path, doc) else { continue };
+                let pilot = &values["pilot"];
+                if let Some(env) = pilot["env"].as_object() {
+                    checked_env += 1;
+                    let clash: Vec<&String> =
+                        env.keys().filter(|k| owned.contains(&k.as_str())).collect();
+                    assert!(clash.is_empty(), "{what}: {} sets chart env {clash:?}", f.path);
+                }
+                for (list, key) in
+                    [("volumes", "name"), ("volumeMounts", "mountPath"), ("volumeMounts", "name")]
+                {
+                    let dups = duplicates_in(&pilot[list], field(key));
+                    assert!(dups.is_empty(), "{what}: {}: pilot.{list} {dups:?}", f.path);
+                }
+            }
+        }
+    }
+    assert!(checked_env > 0, "no pilot.env was checked");
+}
+
+/// The checker itself: it finds what it is for.
+#[test]
+fn workload_duplicates_are_found() {
+    let deployment: Value = serde_json::json!({
+        "kind": "Deployment",
+        "metadata": { "name": "istiod" },
+        "spec": { "template": { "spec": {
+            "volumes": [{ "name": "a" }, { "name": "a" }],
+            "containers": [{
+                "name": "discovery",
+                "env": [{ "name": "CLUSTER_ID", "value": "x" }, { "name": "CLUSTER_ID", "value": "y" }],
+                "ports": [{ "containerPort": 15012 }, { "containerPort": 15012, "protocol": "UDP" }, { "containerPort": 15012, "protocol": "TCP" }],
+                "volumeMounts": [{ "name": "a", "mountPath": "/x" }, { "name": "b", "mountPath": "/x" }],
+            }],
+        } } },
+    });
+    assert_eq!(
+        workload_duplicates(&deployment),
+        [
+            "Deployment/istiod: volume a",
+            "Deployment/istiod container discovery: env CLUSTER_ID",
+            "Deployment/istiod container discovery: port 15012/TCP",
+            "Deployment/istiod container discovery: mount /x",
+        ]
+    );
+    assert!(workload_duplicates(&serde_json::json!({ "kind": "Service" })).is_empty());
+}
+
+/// The guide passes `defaultRevision: default` on every version; on 1.22 and 1.23
+/// (`istiodRemote`) it is what renders `istiod-default-validator`.
+#[rstest]
+fn the_config_cluster_gets_the_default_revision(
+    #[values(Installer::Istioctl, Installer::Helm)] installer: Installer,
+    #[values("1.22.8", "1.23.6", "1.24.6", "1.31.0")] version: &str,
+) {
+    let p = plan_for(installer, version, 2);
+    for path in ["config/remote-config-cluster", "remote2/remote-config-cluster"] {
+        let file = match installer {
+            Installer::Istioctl => format!("{path}.yaml"),
+            Installer::Helm => format!("{path}-values.yaml"),
+        };
+        let doc: Value = serde_saphyr::from_str(&p.file(&file).unwrap().contents).unwrap();
+        let values = chart_values(&file, &doc).unwrap();
+        assert_eq!(values["defaultRevision"], "default", "{version} {file}");
+    }
 }

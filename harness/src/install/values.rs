@@ -143,17 +143,18 @@ pub fn remote_profile(
         values["global"]["caAddress"] = json!(host_port(external_addr, XDS_PORT));
         mesh_config = simple_mesh_config(external_addr);
     }
+    // The guide passes it on every version: without it 1.22/1.23 render no
+    // `istiod-default-validator` (istioctl) or one calling a Service `istiod-` (Helm),
+    // and unlabelled Istio config is never validated.
+    values["defaultRevision"] = json!("default");
     match istio.remote_profile() {
-        RemoteProfile::Remote => {
-            values["defaultRevision"] = json!("default");
-            InstallValues {
-                profile: Some("remote"),
-                components: json!({}),
-                mesh_config,
-                values,
-                helm_profile: Some("remote"),
-            }
-        }
+        RemoteProfile::Remote => InstallValues {
+            profile: Some("remote"),
+            components: json!({}),
+            mesh_config,
+            values,
+            helm_profile: Some("remote"),
+        },
         RemoteProfile::IstiodRemote => InstallValues {
             profile: Some("remote"),
             components: json!({
@@ -169,9 +170,10 @@ pub fn remote_profile(
 }
 
 /// Step 4: the external istiod in `external-istiod` of the external cluster,
-/// configuring the mesh of `config` (the config cluster), the same for every
-/// supported version.
+/// configuring the mesh of `config` (the config cluster). Its cluster ID is set by
+/// `global.multiCluster.clusterName` alone: the chart renders `CLUSTER_ID` from it.
 pub fn external_istiod(
+    istio: IstioVersion,
     config: &ClusterSpec,
     external_addr: IpAddr,
     tls: GatewayTls,
@@ -199,7 +201,7 @@ pub fn external_istiod(
                 "externalIstiod": true,
             },
             "pilot": {
-                "env": external_istiod_env(config),
+                "env": external_istiod_env(istio),
                 "volumes": [
                     { "name": "config-volume", "configMap": { "name": SHARED_MESH_CONFIG } },
                     { "name": "inject-volume", "configMap": { "name": INJECTOR_CONFIG_MAP } },
@@ -216,16 +218,27 @@ pub fn external_istiod(
 
 /// The external istiod's `pilot.env` map. Both webhook names must be set: left
 /// empty, istiod never patches their caBundle (x509 errors, istio/istio#36858).
-pub fn external_istiod_env(config: &ClusterSpec) -> Value {
-    json!({
+///
+/// Never a name the chart renders itself ([`IstioVersion::chart_env_names`]): the
+/// chart appends `pilot.env` to its own env list, and server-side apply refuses a
+/// Deployment with two entries of one name. That rules out `CLUSTER_ID`, which the
+/// guide's istioctl form sets in `components.pilot.k8s.env` (merged by name there).
+pub fn external_istiod_env(istio: IstioVersion) -> Value {
+    let mut env = json!({
         "INJECTION_WEBHOOK_CONFIG_NAME": INJECTION_WEBHOOK_CONFIG_NAME,
         "VALIDATION_WEBHOOK_CONFIG_NAME": VALIDATION_WEBHOOK_CONFIG_NAME,
-        "EXTERNAL_ISTIOD": "true",
         "LOCAL_CLUSTER_SECRET_WATCHER": "true",
-        "CLUSTER_ID": config.cluster_id,
         "SHARED_MESH_CONFIG": SHARED_MESH_CONFIG,
-        "PILOT_ENABLE_CONFIG_DISTRIBUTION_TRACKING": "true",
-    })
+    });
+    if !istio.chart_env_names().contains(&"EXTERNAL_ISTIOD") {
+        // From 1.24 the chart renders it from `global.externalIstiod`.
+        env["EXTERNAL_ISTIOD"] = json!("true");
+    }
+    if istio.has_config_distribution_tracking() {
+        // The doc test sets it; the feature was removed in 1.23.0.
+        env["PILOT_ENABLE_CONFIG_DISTRIBUTION_TRACKING"] = json!("true");
+    }
+    env
 }
 
 /// Step 7, istioctl: the guide's ingress gateway in `external-istiod` of the config
@@ -396,7 +409,7 @@ mod tests {
             })
         );
         assert_eq!(r.helm_profile, None);
-        assert_eq!(r.values.get("defaultRevision"), None);
+        assert_eq!(r.values["defaultRevision"], "default", "the guide passes it on 1.22/1.23");
         assert_eq!(
             r.values["istiodRemote"]["injectionPath"],
             "/inject/cluster/remote1/net/network1"
@@ -494,7 +507,7 @@ mod tests {
     #[case(GatewayTls::Simple)]
     fn external_istiod_values(#[case] tls: GatewayTls) {
         let t = topo(1);
-        let e = external_istiod(t.config(), addr(), tls);
+        let e = external_istiod(v("1.31.0"), t.config(), addr(), tls);
         assert_eq!(e.profile, Some("empty"));
         assert_eq!(e.components, json!({ "pilot": { "enabled": true } }));
         assert_eq!(e.mesh_config["rootNamespace"], "external-istiod");
@@ -523,24 +536,32 @@ mod tests {
         );
     }
 
-    #[test]
-    fn external_istiod_env_names_both_webhooks_and_the_config_cluster() {
-        let t = topo(1);
-        let env = external_istiod_env(t.config());
-        assert_eq!(
-            env,
-            json!({
-                "INJECTION_WEBHOOK_CONFIG_NAME": "istio-sidecar-injector-external-istiod",
-                "VALIDATION_WEBHOOK_CONFIG_NAME": "istio-validator-external-istiod",
-                "EXTERNAL_ISTIOD": "true",
-                "LOCAL_CLUSTER_SECRET_WATCHER": "true",
-                "CLUSTER_ID": "remote1",
-                "SHARED_MESH_CONFIG": "istio",
-                "PILOT_ENABLE_CONFIG_DISTRIBUTION_TRACKING": "true",
-            })
-        );
+    #[rstest]
+    #[case("1.22.8", &["EXTERNAL_ISTIOD", "PILOT_ENABLE_CONFIG_DISTRIBUTION_TRACKING"])]
+    #[case("1.23.6", &["EXTERNAL_ISTIOD"])]
+    #[case("1.24.6", &[])]
+    #[case("1.31.0", &[])]
+    fn external_istiod_env_names_both_webhooks_and_nothing_the_chart_renders(
+        #[case] version: &str,
+        #[case] extra: &[&str],
+    ) {
+        let env = external_istiod_env(v(version));
+        let mut expected = json!({
+            "INJECTION_WEBHOOK_CONFIG_NAME": "istio-sidecar-injector-external-istiod",
+            "VALIDATION_WEBHOOK_CONFIG_NAME": "istio-validator-external-istiod",
+            "LOCAL_CLUSTER_SECRET_WATCHER": "true",
+            "SHARED_MESH_CONFIG": "istio",
+        });
+        for name in extra {
+            expected[*name] = json!("true");
+        }
+        assert_eq!(env, expected);
+        let owned = v(version).chart_env_names();
+        let names = env.as_object().unwrap();
+        assert!(names.keys().all(|k| !owned.contains(&k.as_str())), "{names:?}");
+        assert!(!names.contains_key("CLUSTER_ID"), "the chart renders it from clusterName");
         // Env values are strings: the chart quotes them, Kubernetes requires it.
-        assert!(env.as_object().unwrap().values().all(Value::is_string));
+        assert!(names.values().all(Value::is_string));
     }
 
     #[test]
@@ -552,12 +573,12 @@ mod tests {
         assert_eq!(dc["proxyMetadata"]["XDS_ROOT_CA"], SIMPLE_CA_BUNDLE);
         assert_eq!(dc["proxyMetadata"]["CA_ROOT_CA"], SIMPLE_CA_BUNDLE);
         assert_eq!(r.values["global"]["caAddress"], "172.18.6.66:15012");
-        let e = external_istiod(t.config(), addr(), GatewayTls::Simple);
+        let e = external_istiod(v("1.31.0"), t.config(), addr(), GatewayTls::Simple);
         assert_eq!(
             e.mesh_config["defaultConfig"]["proxyMetadata"]["XDS_ROOT_CA"],
             SIMPLE_CA_BUNDLE
         );
-        let passthrough = external_istiod(t.config(), addr(), GatewayTls::Passthrough);
+        let passthrough = external_istiod(v("1.31.0"), t.config(), addr(), GatewayTls::Passthrough);
         assert_eq!(passthrough.mesh_config["defaultConfig"].get("proxyMetadata"), None);
     }
 

@@ -81,6 +81,96 @@ pub fn parse_client_version(stdout: &str) -> Option<String> {
     })
 }
 
+/// A Helm client version, from `helm version --short` (`v3.18.6+gb76a950`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HelmVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+/// The oldest Helm Istio's charts support (Istio's Helm install prerequisites).
+pub const HELM_MINIMUM: HelmVersion = HelmVersion { major: 3, minor: 6, patch: 0 };
+/// The newest Helm the plans were checked with on Istio's real charts.
+pub const HELM_NEWEST_CHECKED: HelmVersion = HelmVersion { major: 4, minor: 1, patch: 4 };
+/// Which Helm versions are known to work, as preflight says it.
+pub const HELM_KNOWN_TO_WORK: &str = "Helm 3.6 to 3.15 as they are; Helm 3.16 and later \
+     (Helm 4 included, checked up to 4.1.4) with --skip-schema-validation, which the suite \
+     passes where an Istio version's gateway chart fails its own schema (Helm 3.18.5 and \
+     later refuse it)";
+
+impl HelmVersion {
+    /// Reads `v3.18.6+gb76a950`, `v4.1.4` or `version.BuildInfo{Version:"v3.14.0", ...}`.
+    pub fn parse(output: &str) -> Option<HelmVersion> {
+        let start = output
+            .char_indices()
+            .find(|&(i, c)| c == 'v' && output[i + 1..].starts_with(|d: char| d.is_ascii_digit()))?
+            .0;
+        let rest = &output[start + 1..];
+        let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let mut parts = rest[..end].split('.').map(|p| p.parse::<u32>().ok());
+        let (major, minor, patch) = (parts.next()??, parts.next()??, parts.next()??);
+        Some(HelmVersion { major, minor, patch })
+    }
+
+    /// Whether this Helm has `--skip-schema-validation` (3.16.0 and later).
+    pub fn has_skip_schema_validation(self) -> bool {
+        let (major, minor) = crate::install::SKIP_SCHEMA_VALIDATION_SINCE;
+        (self.major, self.minor) >= (major, minor)
+    }
+}
+
+impl std::fmt::Display for HelmVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "v{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// The version of a `helm` binary (`helm version --short`), or why it cannot be read.
+pub async fn helm_version(helm: &Path) -> Result<HelmVersion, String> {
+    let run = tokio::process::Command::new(helm)
+        .args(["version", "--short"])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(VERSION_TIMEOUT, run)
+        .await
+        .map_err(|_| {
+            format!(
+                "`{} version --short` did not answer within {VERSION_TIMEOUT:?}",
+                helm.display()
+            )
+        })?
+        .map_err(|e| format!("`{} version --short` could not run: {e}", helm.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!("`{} version --short` failed: {}", helm.display(), stdout.trim()));
+    }
+    HelmVersion::parse(&stdout).ok_or_else(|| {
+        format!("`{} version --short` printed no version: {:?}", helm.display(), stdout.trim())
+    })
+}
+
+/// Whether `helm` can install Istio's charts: a problem for a Helm older than
+/// [`HELM_MINIMUM`], else what the run should know (a Helm newer than the plans were
+/// checked with is tried, with a warning).
+pub fn helm_compatibility(helm: HelmVersion) -> Result<Option<String>, String> {
+    if helm < HELM_MINIMUM {
+        return Err(format!(
+            "helm {helm} is too old for Istio's charts (they need Helm {}.{} or later); \
+             known to work: {HELM_KNOWN_TO_WORK}",
+            HELM_MINIMUM.major, HELM_MINIMUM.minor
+        ));
+    }
+    let newer = (helm.major, helm.minor) > (HELM_NEWEST_CHECKED.major, HELM_NEWEST_CHECKED.minor);
+    Ok(newer.then(|| {
+        format!(
+            "helm {helm} is newer than the Helm the plans were checked with \
+             ({HELM_NEWEST_CHECKED}); known to work: {HELM_KNOWN_TO_WORK}"
+        )
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +237,53 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fake = write(dir.path(), "istioctl", 0o755);
         assert_eq!(istioctl_client_version(&fake).await.as_deref(), Some("1.30.3"));
+    }
+
+    #[test]
+    fn helm_versions_parse_in_every_form_helm_prints() {
+        let v = |major, minor, patch| Some(HelmVersion { major, minor, patch });
+        assert_eq!(HelmVersion::parse("v3.18.6+gb76a950\n"), v(3, 18, 6));
+        assert_eq!(HelmVersion::parse("v4.1.4"), v(4, 1, 4));
+        assert_eq!(
+            HelmVersion::parse(r#"version.BuildInfo{Version:"v3.14.0", GitCommit:"3fc9f4b"}"#),
+            v(3, 14, 0)
+        );
+        assert_eq!(HelmVersion::parse("helm: command not found"), None);
+        assert_eq!(HelmVersion::parse("v3.x"), None);
+    }
+
+    #[test]
+    fn skip_schema_validation_exists_from_helm_3_16() {
+        let at = |minor| HelmVersion { major: 3, minor, patch: 0 };
+        assert!(!at(15).has_skip_schema_validation());
+        assert!(at(16).has_skip_schema_validation());
+        assert!(HelmVersion { major: 4, minor: 0, patch: 0 }.has_skip_schema_validation());
+    }
+
+    #[test]
+    fn helm_compatibility_refuses_old_helm_and_says_what_works() {
+        let err = helm_compatibility(HelmVersion { major: 3, minor: 5, patch: 4 }).unwrap_err();
+        assert!(err.contains("v3.5.4") && err.contains("3.6 or later"), "{err}");
+        assert!(err.contains("Helm 4 included"), "{err}");
+        assert_eq!(helm_compatibility(HelmVersion { major: 3, minor: 18, patch: 6 }), Ok(None));
+        assert_eq!(helm_compatibility(HELM_NEWEST_CHECKED), Ok(None));
+        let newer = helm_compatibility(HelmVersion { major: 4, minor: 2, patch: 0 }).unwrap();
+        assert!(newer.is_some_and(|w| w.contains("newer")));
+    }
+
+    #[tokio::test]
+    async fn the_version_of_a_helm_binary_is_read_from_its_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("helm");
+        std::fs::write(
+            &path,
+            "#!/bin/sh\n[ \"$1 $2\" = 'version --short' ] && echo v3.17.2+gcc0bbbd\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(helm_version(&path).await, Ok(HelmVersion { major: 3, minor: 17, patch: 2 }));
+        std::fs::write(&path, "#!/bin/sh\necho nothing useful\n").unwrap();
+        let err = helm_version(&path).await.unwrap_err();
+        assert!(err.contains("printed no version"), "{err}");
     }
 }
