@@ -235,4 +235,10 @@ fn simple_out_writes_keys_0600() {
         assert_eq!(mode, 0o600, "{key}");
     }
     assert!(read(dir.path(), "external/tls/server.key").starts_with("-----BEGIN PRIVATE KEY-----"));
+    // The gateway re-encrypts to istiod verifying it against the harness CA, held as
+    // `ca.crt` by the credential the DestinationRule names.
+    let gw = read(dir.path(), "external/external-istiod-gw.yaml");
+    assert!(gw.contains("kind: DestinationRule"), "{gw}");
+    assert_eq!(gw.matches("credentialName: external-istiod-gateway-tls").count(), 4, "{gw}");
+    assert!(read(dir.path(), "external/gateway-tls-secret.yaml").contains("ca.crt:"));
 }

@@ -600,6 +600,14 @@ fn passthrough_routing() -> Vec<Value> {
 
 /// The guide's public-address variant: TLS terminated with the harness's certificate
 /// for the external address, re-encrypted to istiod.
+///
+/// The gateway verifies istiod's certificate when it re-encrypts: Istio checks the
+/// upstream by default (`VERIFY_CERTIFICATE_AT_CLIENT`, unconditional from 1.24), and
+/// a DestinationRule without a CA falls back to the system roots, which never trust
+/// istiod's certificate. That certificate chains to the harness's CA (istiod's
+/// plugged-in `cacerts`), so the DestinationRule names the gateway's own TLS Secret as
+/// its credential: for SIMPLE a gateway reads only the CA from it (`<name>-cacert`,
+/// else `ca.crt` of `<name>`, in the gateway's namespace), which is the harness's CA.
 fn simple_routing() -> Vec<Value> {
     let server = |port: u16, name: &str| {
         json!({
@@ -614,6 +622,7 @@ fn simple_routing() -> Vec<Value> {
             "route": [{ "destination": { "host": ISTIOD_HOST, "port": { "number": to } } }],
         })
     };
+    let upstream_tls = json!({ "mode": "SIMPLE", "credentialName": GATEWAY_TLS_SECRET });
     vec![
         gateway(vec![server(XDS_PORT, "https-XDS"), server(WEBHOOK_PORT, "https-WEBHOOK")]),
         virtual_service("http", vec![route(XDS_PORT, XDS_PORT), route(WEBHOOK_PORT, 443)]),
@@ -626,10 +635,10 @@ fn simple_routing() -> Vec<Value> {
                 "trafficPolicy": { "portLevelSettings": [
                     {
                         "port": { "number": XDS_PORT },
-                        "tls": { "mode": "SIMPLE" },
+                        "tls": upstream_tls,
                         "connectionPool": { "http": { "h2UpgradePolicy": "UPGRADE" } },
                     },
-                    { "port": { "number": 443 }, "tls": { "mode": "SIMPLE" } },
+                    { "port": { "number": 443 }, "tls": upstream_tls },
                 ] },
             },
         }),

@@ -6,6 +6,8 @@ use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
+use base64::Engine;
+use base64::prelude::BASE64_STANDARD;
 use rstest::rstest;
 use serde_json::Value;
 
@@ -495,7 +497,23 @@ fn simple_variant_terminates_tls_with_the_harness_certificate() {
     assert_eq!(dr[0]["port"]["number"], 15012);
     assert_eq!(dr[0]["connectionPool"]["http"]["h2UpgradePolicy"], "UPGRADE");
     assert_eq!(dr[1]["port"]["number"], 443);
-    assert_eq!(dr[1]["tls"]["mode"], "SIMPLE");
+    // The gateway verifies istiod against the harness CA, never the system roots: the
+    // credential it names holds that CA as `ca.crt`, in the gateway's namespace.
+    for port in dr.as_array().unwrap() {
+        assert_eq!(port["tls"]["mode"], "SIMPLE");
+        assert_eq!(port["tls"]["credentialName"], crate::tls::GATEWAY_TLS_SECRET);
+        assert_eq!(port["tls"].get("insecureSkipVerify"), None);
+    }
+    assert_eq!(secret["metadata"]["namespace"], "istio-system", "the gateway's namespace");
+    let ca_in_secret = BASE64_STANDARD.decode(secret["data"]["ca.crt"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        String::from_utf8(ca_in_secret).unwrap(),
+        p.file("external/tls/ca.crt").unwrap().contents,
+        "the secret's CA is the CA of istiod's cacerts"
+    );
+    let cacerts: Value =
+        serde_saphyr::from_str(&p.file("external/cacerts.yaml").unwrap().contents).unwrap();
+    assert_eq!(cacerts["data"]["root-cert.pem"], secret["data"]["ca.crt"]);
 
     let remote = &p.file("config/remote-config-cluster.yaml").unwrap().contents;
     assert!(
