@@ -23,6 +23,7 @@ use ecp_harness::execute::{
 };
 use ecp_harness::install::{self, GatewayTls, Installer, Plan, PlanOptions};
 use ecp_harness::istio::release::ReleaseSource;
+use ecp_harness::istio::tools;
 use ecp_harness::report::{self, NotRun, ScenarioResult, ScenarioStatus, VersionReport};
 use ecp_harness::samples::SampleImages;
 use ecp_harness::topology::{NetworkMode, PLACEHOLDER_EXTERNAL_ADDR, Topology};
@@ -250,6 +251,9 @@ async fn run_all(s: &Settings) -> anyhow::Result<()> {
         }
     };
     println!("==> preflight passed in {:.1} s", started.elapsed().as_secs_f64());
+    if let Some(helm) = prepared.iter().find_map(|p| p.programs.helm_version) {
+        println!("    helm {helm} (known to work: {})", tools::HELM_KNOWN_TO_WORK);
+    }
 
     let mut reports = Vec::new();
     let mut reused: Option<KindRun> = None;
