@@ -101,9 +101,10 @@ pub enum IstiodAddressObject {
     EndpointSlice,
 }
 
-/// Env names the istiod chart renders itself, 1.22 and 1.23 (docs/istio-release.md
-/// "Corrections"): a `pilot.env` entry of the same name is a duplicate that
-/// server-side apply refuses.
+/// Env names the istiod chart renders itself at 1.22.0: a `pilot.env` entry of the
+/// same name is a duplicate that server-side apply refuses. Several are conditional
+/// in the template (some skipped when `pilot.env` has them); all count as the
+/// chart's.
 const CHART_ENV_1_22: &[&str] = &[
     "CLUSTER_ID",
     "GOMAXPROCS",
@@ -118,18 +119,22 @@ const CHART_ENV_1_22: &[&str] = &[
     "REVISION",
     "SERVICE_ACCOUNT",
 ];
-/// 1.24 to 1.27: 1.22's plus these.
-const CHART_ENV_ADDED_1_24: &[&str] = &["CA_TRUSTED_NODE_ACCOUNTS", "EXTERNAL_ISTIOD"];
-/// 1.28 and 1.29: plus this.
-const CHART_ENV_ADDED_1_28: &[&str] = &["PILOT_CA_CERT_CONFIGMAP"];
-/// 1.30: without `GOMEMLIMIT`, plus these.
-const CHART_ENV_ADDED_1_30: &[&str] = &[
-    "PILOT_CRL_CONFIGMAP",
-    "PILOT_ENABLE_NODE_UNTAINT_CONTROLLERS",
-    "PILOT_NODE_UNTAINT_CONTROLLERS_TAINT_NAME",
+
+/// From `(minor, patch)` on, these names are rendered and those no longer.
+type ChartEnvChange = ((u32, u32), &'static [&'static str], &'static [&'static str]);
+
+/// How the chart's own env names changed after 1.22.0, oldest first: from
+/// `1.<minor>.<patch>` on, `added` are rendered and `removed` no longer (read off
+/// `istio-discovery/templates/deployment.yaml` at every release tag; docs/istio-release.md
+/// "Corrections").
+const CHART_ENV_CHANGES: &[ChartEnvChange] = &[
+    ((23, 0), &["CA_TRUSTED_NODE_ACCOUNTS", "EXTERNAL_ISTIOD"], &[]),
+    ((27, 0), &["PILOT_CA_CERT_CONFIGMAP"], &[]),
+    ((29, 0), &["PILOT_CRL_CONFIGMAP"], &["GOMEMLIMIT"]),
+    ((30, 0), &["PILOT_ENABLE_NODE_UNTAINT_CONTROLLERS"], &[]),
+    ((30, 3), &["PILOT_NODE_UNTAINT_CONTROLLERS_TAINT_NAME"], &[]),
+    ((31, 0), &["GODEBUG"], &[]),
 ];
-/// 1.31: plus this.
-const CHART_ENV_ADDED_1_31: &[&str] = &["GODEBUG"];
 
 impl IstioVersion {
     /// A release (no pre-release part).
@@ -191,11 +196,6 @@ impl IstioVersion {
 
     fn minor_at_least(self, minor: u32) -> bool {
         self.at_least(minor, 0)
-    }
-
-    /// The rules' minor (1.22 to [`NEWEST_MINOR`]).
-    fn rules_minor(self) -> u32 {
-        self.rules().minor
     }
 
     pub fn remote_profile(self) -> RemoteProfile {
@@ -297,20 +297,12 @@ impl IstioVersion {
     /// Env names the istiod chart renders itself: never to be set again in
     /// `pilot.env`.
     pub fn chart_env_names(self) -> Vec<&'static str> {
-        let minor = self.rules_minor();
         let mut names: Vec<&'static str> = CHART_ENV_1_22.to_vec();
-        for (from, added) in [
-            (24, CHART_ENV_ADDED_1_24),
-            (28, CHART_ENV_ADDED_1_28),
-            (30, CHART_ENV_ADDED_1_30),
-            (31, CHART_ENV_ADDED_1_31),
-        ] {
-            if minor >= from {
+        for &((minor, patch), added, removed) in CHART_ENV_CHANGES {
+            if self.at_least(minor, patch) {
                 names.extend_from_slice(added);
+                names.retain(|n| !removed.contains(n));
             }
-        }
-        if minor >= 30 {
-            names.retain(|n| *n != "GOMEMLIMIT");
         }
         names.sort_unstable();
         names
@@ -655,18 +647,24 @@ mod tests {
 
     #[test]
     fn chart_env_names_by_version() {
-        let v122 = v("1.22.8").chart_env_names();
+        let names = |s: &str| v(s).chart_env_names();
+        let v122 = names("1.22.8");
         assert!(v122.contains(&"CLUSTER_ID") && v122.contains(&"GOMEMLIMIT"));
         assert!(!v122.contains(&"EXTERNAL_ISTIOD"));
-        assert_eq!(v("1.23.6").chart_env_names(), v122);
-        let v124 = v("1.24.6").chart_env_names();
-        assert!(v124.contains(&"EXTERNAL_ISTIOD") && v124.contains(&"CA_TRUSTED_NODE_ACCOUNTS"));
-        assert_eq!(v124.len(), v122.len() + 2);
-        assert!(v("1.28.10").chart_env_names().contains(&"PILOT_CA_CERT_CONFIGMAP"));
-        let v130 = v("1.30.4").chart_env_names();
-        assert!(!v130.contains(&"GOMEMLIMIT") && v130.contains(&"PILOT_CRL_CONFIGMAP"));
-        assert!(!v130.contains(&"GODEBUG"));
-        assert!(v("1.31.0").chart_env_names().contains(&"GODEBUG"));
+        let v123 = names("1.23.0");
+        assert!(v123.contains(&"EXTERNAL_ISTIOD") && v123.contains(&"CA_TRUSTED_NODE_ACCOUNTS"));
+        assert_eq!(v123.len(), v122.len() + 2);
+        assert!(!names("1.26.8").contains(&"PILOT_CA_CERT_CONFIGMAP"));
+        assert!(names("1.27.0").contains(&"PILOT_CA_CERT_CONFIGMAP"));
+        assert!(names("1.28.10").contains(&"GOMEMLIMIT"));
+        let v129 = names("1.29.0");
+        assert!(!v129.contains(&"GOMEMLIMIT") && v129.contains(&"PILOT_CRL_CONFIGMAP"));
+        assert!(names("1.30.0").contains(&"PILOT_ENABLE_NODE_UNTAINT_CONTROLLERS"));
+        assert!(!names("1.30.2").contains(&"PILOT_NODE_UNTAINT_CONTROLLERS_TAINT_NAME"));
+        assert!(names("1.30.3").contains(&"PILOT_NODE_UNTAINT_CONTROLLERS_TAINT_NAME"));
+        assert!(!names("1.30.4").contains(&"GODEBUG"));
+        assert!(names("1.31.0-rc.0").contains(&"GODEBUG"));
+        assert_eq!(names("1.31.0").len(), 18);
     }
 
     #[test]

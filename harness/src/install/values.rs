@@ -231,7 +231,7 @@ pub fn external_istiod_env(istio: IstioVersion) -> Value {
         "SHARED_MESH_CONFIG": SHARED_MESH_CONFIG,
     });
     if !istio.chart_env_names().contains(&"EXTERNAL_ISTIOD") {
-        // From 1.24 the chart renders it from `global.externalIstiod`.
+        // From 1.23 the chart renders it from `global.externalIstiod`.
         env["EXTERNAL_ISTIOD"] = json!("true");
     }
     if istio.has_config_distribution_tracking() {
@@ -538,7 +538,7 @@ mod tests {
 
     #[rstest]
     #[case("1.22.8", &["EXTERNAL_ISTIOD", "PILOT_ENABLE_CONFIG_DISTRIBUTION_TRACKING"])]
-    #[case("1.23.6", &["EXTERNAL_ISTIOD"])]
+    #[case("1.23.6", &[])]
     #[case("1.24.6", &[])]
     #[case("1.31.0", &[])]
     fn external_istiod_env_names_both_webhooks_and_nothing_the_chart_renders(
