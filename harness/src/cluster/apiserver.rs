@@ -413,6 +413,7 @@ async fn start_cluster(s: ClusterStart<'_>) -> Result<ApiCluster, ClusterError> 
             network: &s.run.network,
             labels,
             tmpfs: &["/var/lib/etcd"],
+            cmd: &[],
         },
     )
     .await?;

@@ -3,6 +3,8 @@
 #![allow(dead_code)] // each test binary uses a different part
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failure is a test failure
 
+pub mod stand_in;
+
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
