@@ -236,6 +236,16 @@ pub async fn start(docker: &Docker, id: &str) -> Result<(), ClusterError> {
     docker.start_container(id, None).await.map_err(docker_err(format!("start container {id}")))
 }
 
+/// Freezes every process of the container (it accepts connections at the kernel
+/// level but never answers) until [`unpause`]: a whole cluster gone, same address.
+pub async fn pause(docker: &Docker, id: &str) -> Result<(), ClusterError> {
+    docker.pause_container(id).await.map_err(docker_err(format!("pause container {id}")))
+}
+
+pub async fn unpause(docker: &Docker, id: &str) -> Result<(), ClusterError> {
+    docker.unpause_container(id).await.map_err(docker_err(format!("unpause container {id}")))
+}
+
 /// Disconnects the container from `network` (a network partition).
 pub async fn disconnect(docker: &Docker, network: &str, id: &str) -> Result<(), ClusterError> {
     let req = NetworkDisconnectRequest { container: id.to_string(), force: Some(true) };
