@@ -57,30 +57,8 @@ async fn pods_are_refused_while_the_injector_is_down_and_injected_after_its_rest
     namespace(&client, "mesh", "injected", "istio-injection: enabled").await;
     namespace(&client, "mesh", "plain", "").await;
     let bundle = base64::engine::general_purpose::STANDARD.encode(&certs.ca_cert_pem);
-    let hook = format!(
-        r#"apiVersion: admissionregistration.k8s.io/v1
-kind: MutatingWebhookConfiguration
-metadata:
-  name: ecp-test-sidecar-injector
-webhooks:
-  - name: {WEBHOOK}
-    clientConfig:
-      url: https://{ip}:443/inject
-      caBundle: {bundle}
-    failurePolicy: Fail
-    timeoutSeconds: 3
-    sideEffects: None
-    admissionReviewVersions: [v1]
-    namespaceSelector:
-      matchLabels:
-        istio-injection: enabled
-    rules:
-      - operations: [CREATE]
-        apiGroups: [""]
-        apiVersions: [v1]
-        resources: [pods]
-"#
-    );
+    let hook =
+        kube_support::injector_webhook(WEBHOOK, &format!("https://{ip}:443/inject"), Some(&bundle));
     apply(&client, "mesh", &hook, "injector.yaml").await;
     let injected: Api<Pod> = Api::namespaced(client.clone(), "injected");
     let plain: Api<Pod> = Api::namespaced(client.clone(), "plain");
