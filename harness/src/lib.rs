@@ -10,6 +10,7 @@ pub mod files;
 pub mod install;
 pub mod istio;
 pub mod kube;
+pub mod outage;
 pub mod remote_secret;
 pub mod report;
 pub mod samples;

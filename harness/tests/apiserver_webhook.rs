@@ -41,29 +41,8 @@ async fn an_unreachable_fail_closed_injector_rejects_pods_only_in_labelled_names
 
     namespace(&client, "hooks", "injected", "istio-injection: enabled").await;
     namespace(&client, "hooks", "plain", "").await;
-    let hook = format!(
-        r#"apiVersion: admissionregistration.k8s.io/v1
-kind: MutatingWebhookConfiguration
-metadata:
-  name: ecp-test-sidecar-injector
-webhooks:
-  - name: {WEBHOOK}
-    clientConfig:
-      url: https://{target}:443/inject
-    failurePolicy: Fail
-    timeoutSeconds: 3
-    sideEffects: None
-    admissionReviewVersions: [v1]
-    namespaceSelector:
-      matchLabels:
-        istio-injection: enabled
-    rules:
-      - operations: [CREATE]
-        apiGroups: [""]
-        apiVersions: [v1]
-        resources: [pods]
-"#
-    );
+    let hook =
+        kube_support::injector_webhook(WEBHOOK, &format!("https://{target}:443/inject"), None);
     apply(&client, "hooks", &hook, "injector.yaml").await;
 
     // An unlabelled namespace still accepts pods.

@@ -64,11 +64,35 @@ pub const SCENARIOS: &[Scenario] = &[
         min_remotes: 1,
     },
     Scenario {
+        name: "validation",
+        about: "the external istiod's validating webhook refuses an invalid VirtualService \
+                and accepts a valid one",
+        min_remotes: 1,
+    },
+    Scenario {
         name: "multi_remote",
         about: "ten requests through the ingress reach v1 and v2 across two remotes",
         min_remotes: 2,
     },
+    Scenario {
+        name: "outage",
+        about: "istiod, the control-plane gateway, then the whole external cluster go away \
+                while workloads run: traffic keeps flowing, injection fails closed, \
+                nothing restarts; recovery after the restore is measured",
+        min_remotes: 1,
+    },
 ];
+
+/// The directory of the run's files: the topology file's (`ECP_TOPOLOGY`).
+pub fn run_dir() -> Option<PathBuf> {
+    let path = PathBuf::from(std::env::var_os(TOPOLOGY_ENV).filter(|p| !p.is_empty())?);
+    path.parent().map(Path::to_path_buf)
+}
+
+/// Where scenarios write figures for the report: `<run dir>/figures`.
+pub fn figures_dir() -> Option<PathBuf> {
+    run_dir().map(|d| d.join("figures"))
+}
 
 /// The scenario named `name`.
 pub fn scenario(name: &str) -> Option<&'static Scenario> {

@@ -161,21 +161,11 @@ impl ApiCluster {
     /// Fault: freeze every process of the cluster (it accepts connections at the
     /// kernel level but never answers), until [`ApiCluster::unpause`].
     pub async fn pause(&self) -> Result<(), ClusterError> {
-        self.docker.pause_container(&self.container_id).await.map_err(|source| {
-            ClusterError::Docker {
-                action: format!("pause container {}", self.container_name),
-                source,
-            }
-        })
+        docker::pause(&self.docker, &self.container_id).await
     }
 
     pub async fn unpause(&self) -> Result<(), ClusterError> {
-        self.docker.unpause_container(&self.container_id).await.map_err(|source| {
-            ClusterError::Docker {
-                action: format!("unpause container {}", self.container_name),
-                source,
-            }
-        })
+        docker::unpause(&self.docker, &self.container_id).await
     }
 
     /// Runs a command (busybox applets: `sh`, `nc`, `wget`, ...) in the cluster's
@@ -413,6 +403,7 @@ async fn start_cluster(s: ClusterStart<'_>) -> Result<ApiCluster, ClusterError> 
             network: &s.run.network,
             labels,
             tmpfs: &["/var/lib/etcd"],
+            cmd: &[],
         },
     )
     .await?;

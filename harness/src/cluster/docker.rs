@@ -4,12 +4,13 @@
 //! a killed run ([`remove_labelled`], `cargo xtask down`).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, HostConfig, NetworkCreateRequest, NetworkDisconnectRequest,
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkConnectRequest,
+    NetworkCreateRequest, NetworkDisconnectRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
@@ -75,6 +76,18 @@ pub struct ContainerSpec<'a> {
     pub labels: HashMap<String, String>,
     /// Paths mounted as tmpfs (e.g. etcd's data directory: no fsync to disk).
     pub tmpfs: &'a [&'a str],
+    /// The command, if not the image's.
+    pub cmd: &'a [&'a str],
+}
+
+fn endpoint(ipv4: Option<Ipv4Addr>) -> EndpointSettings {
+    EndpointSettings {
+        ipam_config: ipv4.map(|ip| EndpointIpamConfig {
+            ipv4_address: Some(ip.to_string()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 /// Creates and starts the container; returns its id.
@@ -85,6 +98,7 @@ pub async fn create_and_start(
     let body = ContainerCreateBody {
         image: Some(spec.image.to_string()),
         labels: Some(spec.labels),
+        cmd: (!spec.cmd.is_empty()).then(|| spec.cmd.iter().map(|c| c.to_string()).collect()),
         host_config: Some(HostConfig {
             network_mode: Some(spec.network.to_string()),
             tmpfs: Some(spec.tmpfs.iter().map(|p| (p.to_string(), String::new())).collect()),
@@ -217,6 +231,21 @@ pub async fn kill(docker: &Docker, id: &str) -> Result<(), ClusterError> {
     docker.kill_container(id, Some(opts)).await.map_err(docker_err(format!("kill container {id}")))
 }
 
+/// Starts a stopped (e.g. killed) container again: the end of an outage.
+pub async fn start(docker: &Docker, id: &str) -> Result<(), ClusterError> {
+    docker.start_container(id, None).await.map_err(docker_err(format!("start container {id}")))
+}
+
+/// Freezes every process of the container (it accepts connections at the kernel
+/// level but never answers) until [`unpause`]: a whole cluster gone, same address.
+pub async fn pause(docker: &Docker, id: &str) -> Result<(), ClusterError> {
+    docker.pause_container(id).await.map_err(docker_err(format!("pause container {id}")))
+}
+
+pub async fn unpause(docker: &Docker, id: &str) -> Result<(), ClusterError> {
+    docker.unpause_container(id).await.map_err(docker_err(format!("unpause container {id}")))
+}
+
 /// Disconnects the container from `network` (a network partition).
 pub async fn disconnect(docker: &Docker, network: &str, id: &str) -> Result<(), ClusterError> {
     let req = NetworkDisconnectRequest { container: id.to_string(), force: Some(true) };
@@ -224,6 +253,24 @@ pub async fn disconnect(docker: &Docker, network: &str, id: &str) -> Result<(), 
         .disconnect_network(network, req)
         .await
         .map_err(docker_err(format!("disconnect container {id} from network {network}")))
+}
+
+/// Connects the container to `network` again (the end of a partition). With
+/// `ipv4`, at that address: peers find it where it was. Docker honours a fixed
+/// address only on networks created with a subnet (the kind networks); elsewhere
+/// pass `None` and read the new address.
+pub async fn reconnect(
+    docker: &Docker,
+    network: &str,
+    id: &str,
+    ipv4: Option<Ipv4Addr>,
+) -> Result<(), ClusterError> {
+    let req =
+        NetworkConnectRequest { container: id.to_string(), endpoint_config: Some(endpoint(ipv4)) };
+    docker
+        .connect_network(network, req)
+        .await
+        .map_err(docker_err(format!("connect container {id} to network {network}")))
 }
 
 /// A container found by label.

@@ -214,7 +214,7 @@ async fn remove_older_images(docker: &Docker, keep: &str) {
 }
 
 /// The shared libraries `bin` loads, by absolute path (`ldd`); none for a static binary.
-fn shared_libraries(bin: &Path) -> Result<Vec<PathBuf>, ClusterError> {
+pub fn shared_libraries(bin: &Path) -> Result<Vec<PathBuf>, ClusterError> {
     let out = std::process::Command::new("ldd")
         .arg(bin)
         .output()

@@ -391,7 +391,9 @@ pub async fn pods_ready(
     if reasons.is_empty() { Ok(()) } else { Err(failed(cluster, check, reasons.join("; "))) }
 }
 
-/// Runs `command` in `container` of pod `pod` and returns its standard output.
+/// Runs `command` in `container` of pod `pod` and returns its standard output. A
+/// non-zero exit status is an error carrying the status and the standard error
+/// (curl's `-sS` reason), so a failed request never passes for an empty answer.
 pub async fn exec(
     client: &Client,
     namespace: &str,
@@ -400,20 +402,60 @@ pub async fn exec(
     command: &[&str],
 ) -> Result<String, String> {
     let api = Api::<Pod>::namespaced(client.clone(), namespace);
-    let params = AttachParams::default().container(container).stderr(false);
+    let params = AttachParams::default().container(container).stderr(true);
     let run = async {
         let mut process =
             api.exec(pod, command.to_vec(), &params).await.map_err(|e| e.to_string())?;
-        let mut out = String::new();
-        if let Some(mut stdout) = process.stdout() {
-            stdout.read_to_string(&mut out).await.map_err(|e| e.to_string())?;
-        }
+        let status = process.take_status();
+        let (mut out, mut err) = (String::new(), String::new());
+        let (stdout, stderr) = (process.stdout(), process.stderr());
+        let read_out = async {
+            if let Some(mut s) = stdout {
+                s.read_to_string(&mut out).await?;
+            }
+            Ok::<_, std::io::Error>(())
+        };
+        let read_err = async {
+            if let Some(mut s) = stderr {
+                s.read_to_string(&mut err).await?;
+            }
+            Ok::<_, std::io::Error>(())
+        };
+        let (o, e) = tokio::join!(read_out, read_err);
+        o.and(e).map_err(|e| e.to_string())?;
+        let status = match status {
+            Some(status) => status.await,
+            None => None,
+        };
         process.join().await.map_err(|e| e.to_string())?;
-        Ok(out)
+        exec_outcome(status.as_ref(), out, &err)
     };
     tokio::time::timeout(REQUEST_TIMEOUT, run)
         .await
         .map_err(|_| format!("no answer within {REQUEST_TIMEOUT:?}"))?
+}
+
+/// The outcome of an exec from the status the API server sent at its end: success
+/// gives the output; anything else the exit code and standard error. No status at
+/// all is an error too (the command's end was not seen).
+pub fn exec_outcome(
+    status: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>,
+    stdout: String,
+    stderr: &str,
+) -> Result<String, String> {
+    let Some(status) = status else {
+        return Err(format!("no exit status received; stderr: {}", shorten(stderr.trim(), 300)));
+    };
+    if status.status.as_deref() == Some("Success") {
+        return Ok(stdout);
+    }
+    let code = status
+        .details
+        .as_ref()
+        .and_then(|d| d.causes.iter().flatten().find(|c| c.reason.as_deref() == Some("ExitCode")))
+        .and_then(|c| c.message.clone())
+        .unwrap_or_else(|| "?".to_string());
+    Err(format!("exit code {code}: {}", shorten(stderr.trim(), 300)))
 }
 
 /// One HTTP GET from this process (outside the mesh) to `ip:port`, returning the body.
@@ -434,16 +476,34 @@ pub async fn http_get(ip: IpAddr, port: u16, path: &str) -> Result<String, Strin
         .map_err(|_| format!("no answer within {REQUEST_TIMEOUT:?}"))?
 }
 
-/// How greeting checks retry: the doc test's every 1 s for up to 120 s.
+/// How greeting checks retry: as the documentation test's `__verify_with_retry`
+/// (istio.io `tests/util/verify.sh`), 7 attempts with exponential back-off, sleeping
+/// 2^n s after the n-th failed attempt: 2 + 4 + ... + 64 = 126 s between the first
+/// and the last attempt.
 #[derive(Debug, Clone, Copy)]
 pub struct Retry {
-    pub interval: Duration,
-    pub deadline: Duration,
+    pub attempts: u32,
+    /// The sleep after the first failed attempt; each later one doubles it.
+    pub first_delay: Duration,
 }
 
 impl Default for Retry {
     fn default() -> Self {
-        Self { interval: Duration::from_secs(1), deadline: Duration::from_secs(120) }
+        Self { attempts: 7, first_delay: Duration::from_secs(2) }
+    }
+}
+
+impl Retry {
+    /// The sleep after each failed attempt but the last.
+    pub fn delays(&self) -> Vec<Duration> {
+        (0..self.attempts.saturating_sub(1))
+            .map(|n| self.first_delay.saturating_mul(1u32.checked_shl(n).unwrap_or(u32::MAX)))
+            .collect()
+    }
+
+    /// The time spent sleeping between attempts when every attempt fails.
+    pub fn budget(&self) -> Duration {
+        self.delays().iter().sum()
     }
 }
 
@@ -461,9 +521,13 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<String, String>>,
 {
+    if versions.is_empty() {
+        return Err(failed(cluster, check, "no expected version given: nothing would be checked"));
+    }
     let started = Instant::now();
     let mut last_error = None;
-    // Traffic has no watchable condition: retry at the doc test's interval.
+    let mut delays = retry.delays().into_iter();
+    // Traffic has no watchable condition: retry with the doc test's back-off.
     let last = loop {
         let mut tally = GreetingTally::default();
         for _ in 0..requests.max(1) {
@@ -475,10 +539,10 @@ where
                 return Ok(tally);
             }
         }
-        if started.elapsed() + retry.interval > retry.deadline {
-            break tally;
+        match delays.next() {
+            Some(delay) => tokio::time::sleep(delay).await,
+            None => break tally,
         }
-        tokio::time::sleep(retry.interval).await;
     };
     let mut detail = format!("after {:?}: {}", started.elapsed(), last.describe());
     if let Some(e) = last_error {
@@ -741,8 +805,7 @@ mod tests {
     async fn greetings_stop_as_soon_as_every_version_was_seen() {
         let answers = ["Hello version: v1, instance: a", "Hello version: v2, instance: b"];
         let mut n = 0;
-        let retry =
-            Retry { interval: Duration::from_millis(1), deadline: Duration::from_millis(50) };
+        let retry = Retry { attempts: 7, first_delay: Duration::from_millis(1) };
         let tally = greetings("config", "x", &versions(&["v1", "v2"]), 10, retry, || {
             let body = answers[n % 2].to_string();
             n += 1;
@@ -757,8 +820,7 @@ mod tests {
     #[tokio::test]
     async fn missing_versions_fail_with_what_was_seen() {
         let mut calls = 0;
-        let retry =
-            Retry { interval: Duration::from_millis(1), deadline: Duration::from_millis(20) };
+        let retry = Retry { attempts: 3, first_delay: Duration::from_millis(1) };
         let err = greetings("config", "ingress", &versions(&["v1", "v2"]), 10, retry, || {
             calls += 1;
             async move {
@@ -775,6 +837,51 @@ mod tests {
         assert!(msg.starts_with("cluster config: ingress answers v1 and v2"), "{msg}");
         assert!(msg.contains("v1 x"), "{msg}");
         assert!(msg.contains("connection refused"), "{msg}");
-        assert!(calls >= 10, "at least one full attempt of 10 requests");
+        assert_eq!(calls, 30, "three attempts of 10 requests each, no more");
+    }
+
+    #[test]
+    fn exec_outcomes_carry_exit_code_and_stderr() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+        let ok: Status =
+            serde_json::from_value(json!({"status": "Success", "metadata": {}})).unwrap();
+        assert_eq!(exec_outcome(Some(&ok), "Hello".into(), ""), Ok("Hello".to_string()));
+        let failed: Status = serde_json::from_value(json!({
+            "status": "Failure", "reason": "NonZeroExitCode", "message": "command terminated with non-zero exit code",
+            "details": {"causes": [{"reason": "ExitCode", "message": "56"}]}
+        }))
+        .unwrap();
+        let err = exec_outcome(
+            Some(&failed),
+            String::new(),
+            "curl: (56) Recv failure: Connection reset by peer\n",
+        )
+        .unwrap_err();
+        assert_eq!(err, "exit code 56: curl: (56) Recv failure: Connection reset by peer");
+        let err = exec_outcome(None, "partial".into(), "").unwrap_err();
+        assert!(err.starts_with("no exit status"), "{err}");
+    }
+
+    #[test]
+    fn the_retry_budget_is_the_doc_tests_exponential_back_off() {
+        let retry = Retry::default();
+        let secs: Vec<u64> = retry.delays().iter().map(Duration::as_secs).collect();
+        assert_eq!(secs, [2, 4, 8, 16, 32, 64]);
+        assert_eq!(retry.budget(), Duration::from_secs(126));
+        assert!(Retry { attempts: 1, first_delay: Duration::from_secs(2) }.delays().is_empty());
+        assert!(Retry { attempts: 0, first_delay: Duration::from_secs(2) }.delays().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_empty_list_of_versions_is_refused_before_any_request() {
+        let mut calls = 0;
+        let err = greetings("config", "x", &[], 1, Retry::default(), || {
+            calls += 1;
+            async { Ok("Hello version: v1, instance: a".to_string()) }
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(calls, 0);
+        assert!(err.to_string().contains("no expected version given"), "{err}");
     }
 }

@@ -19,6 +19,7 @@ pub mod checks;
 pub mod command;
 pub mod preflight;
 pub mod progress;
+pub mod provenance;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};

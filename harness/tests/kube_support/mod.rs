@@ -3,6 +3,8 @@
 #![allow(dead_code)] // each test binary uses a different part
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failure is a test failure
 
+pub mod stand_in;
+
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
@@ -49,6 +51,36 @@ pub async fn namespace(client: &Client, cluster: &str, name: &str, labels: &str)
     )
     .await
     .unwrap();
+}
+
+/// A fail-closed, sidecar-injector-like webhook configuration: `webhook` at `url`
+/// (with `ca_bundle`, base64, if given) for pods created in namespaces labelled
+/// `istio-injection: enabled`, 3 s timeout.
+pub fn injector_webhook(webhook: &str, url: &str, ca_bundle: Option<&str>) -> String {
+    let bundle = ca_bundle.map(|b| format!("\n      caBundle: {b}")).unwrap_or_default();
+    format!(
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata:
+  name: ecp-test-sidecar-injector
+webhooks:
+  - name: {webhook}
+    clientConfig:
+      url: {url}{bundle}
+    failurePolicy: Fail
+    timeoutSeconds: 3
+    sideEffects: None
+    admissionReviewVersions: [v1]
+    namespaceSelector:
+      matchLabels:
+        istio-injection: enabled
+    rules:
+      - operations: [CREATE]
+        apiGroups: [""]
+        apiVersions: [v1]
+        resources: [pods]
+"#
+    )
 }
 
 /// The run's internal network: its subnet, the host's (gateway) address on it, and
