@@ -855,7 +855,14 @@ mod tests {
         let names: Vec<_> = s.scenarios.iter().map(|sc| sc.name).collect();
         assert_eq!(
             names,
-            ["control_plane_install", "sidecar_injection", "in_mesh_traffic", "ingress_traffic"]
+            [
+                "control_plane_install",
+                "sidecar_injection",
+                "in_mesh_traffic",
+                "ingress_traffic",
+                "validation",
+                "outage"
+            ]
         );
         assert_eq!(
             s.not_run,
@@ -906,7 +913,7 @@ mod tests {
         assert!(s.keep && s.reuse);
         let names: Vec<_> = s.scenarios.iter().map(|sc| sc.name).collect();
         assert_eq!(names, ["ingress_traffic", "multi_remote"]);
-        assert_eq!(s.not_run.len(), 3);
+        assert_eq!(s.not_run.len(), SCENARIOS.len() - 2);
         assert!(s.not_run.iter().all(|n| n.why == "not selected with --scenario"));
         assert_eq!(s.istioctl.as_deref(), Some(Path::new("/opt/istioctl")));
         assert_eq!(s.node_image.as_deref(), Some("kindest/node:v1.30.0"));
