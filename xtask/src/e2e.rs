@@ -100,8 +100,8 @@ pub struct Args {
     /// Use this helm binary (default: `helm` on PATH) for `--installer helm`.
     #[arg(long, value_name = "PATH")]
     pub helm: Option<PathBuf>,
-    /// kind node image (default: the newest known kindest/node the Istio version
-    /// supports).
+    /// kind node image (default: the kindest/node, pinned by digest, of the newest
+    /// Kubernetes the Istio version supports; see `kind::KNOWN_NODE_IMAGES`).
     #[arg(long, value_name = "IMAGE")]
     pub node_image: Option<String>,
     /// Image hub of Istio's images and samples (default: the release's hub).
@@ -300,7 +300,10 @@ async fn preflight_all(s: &Settings) -> Result<Vec<Prepared>, Vec<String>> {
             (Some(image), _, _) => Some(image.clone()),
             (None, true, Some(first)) => Some(first),
             (None, _, _) => match kind::node_image_for(*v) {
-                Ok(known) => Some(known.image.to_string()),
+                Ok(known) => {
+                    println!("    Istio {v}: node image {known}");
+                    Some(known.reference())
+                }
                 Err(e) => {
                     problems.push(format!("Istio {v}: {e}"));
                     None

@@ -34,6 +34,7 @@ pub mod kubeadm;
 pub mod metallb;
 pub mod mirror;
 pub mod node;
+pub mod node_image;
 pub mod routes;
 
 use std::collections::{BTreeMap, HashMap};
@@ -56,7 +57,8 @@ pub use bootstrap::{Step, plan};
 pub use images::LoadReport;
 pub use metallb::{AddressRange, MetalLbManifest};
 pub use mirror::RegistryMirror;
-pub use node::{NodeContainerSpec, node_image_for};
+pub use node::NodeContainerSpec;
+pub use node_image::{KNOWN_NODE_IMAGES, KnownNodeImage, node_image_for};
 
 /// What to start and how.
 #[derive(Debug, Clone)]
@@ -112,7 +114,7 @@ impl KindOptions {
 
     /// The newest known node image for the Istio release ([`node_image_for`]).
     pub fn for_istio(istio: IstioVersion, run_id: RunId) -> Result<Self, KindError> {
-        Ok(Self::new(node_image_for(istio)?.image, run_id))
+        Ok(Self::new(node_image_for(istio)?.reference(), run_id))
     }
 }
 
@@ -122,7 +124,7 @@ pub enum KindError {
     #[error(transparent)]
     Cluster(#[from] ClusterError),
     #[error(transparent)]
-    NoNodeImage(#[from] node::NoNodeImage),
+    NoNodeImage(#[from] node_image::NoNodeImage),
     #[error("the kind provider cannot run on this machine:\n{}", bullet(.problems))]
     Preflight { problems: Vec<String> },
     #[error("cluster {cluster}: step `{step}`: {source}")]

@@ -12,7 +12,6 @@ use bollard::query_parameters::{CreateContainerOptions, CreateContainerOptionsBu
 use super::KindOptions;
 use crate::cluster::{CLUSTER_LABEL, docker};
 use crate::topology::ClusterSpec;
-use crate::version::IstioVersion;
 
 /// The API server's port inside the node (and on the shared network).
 pub const API_SERVER_PORT: u16 = 6443;
@@ -24,51 +23,6 @@ pub const KIND_ROLE_LABEL: &str = "io.x-k8s.kind.role";
 pub const PROVIDER: &str = "kind";
 /// The admin kubeconfig kubeadm writes inside the node.
 pub const ADMIN_KUBECONFIG: &str = "/etc/kubernetes/admin.conf";
-
-/// A node image a kind release publishes as its default (kind-node.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KnownNodeImage {
-    pub kind_release: &'static str,
-    pub image: &'static str,
-    pub kubernetes_minor: u32,
-}
-
-/// The default node images of the kind releases this provider follows, oldest first.
-/// Tags only: pin a digest through [`KindOptions::node_image`] where it matters (kind's
-/// maintainers support a node image only with the kind release it came with).
-pub const KNOWN_NODE_IMAGES: &[KnownNodeImage] = &[
-    KnownNodeImage { kind_release: "v0.29", image: "kindest/node:v1.33.1", kubernetes_minor: 33 },
-    KnownNodeImage { kind_release: "v0.30", image: "kindest/node:v1.34.0", kubernetes_minor: 34 },
-    KnownNodeImage { kind_release: "v0.31", image: "kindest/node:v1.35.0", kubernetes_minor: 35 },
-    KnownNodeImage { kind_release: "v0.32", image: "kindest/node:v1.36.1", kubernetes_minor: 36 },
-];
-
-/// No known node image runs a Kubernetes version the Istio release supports.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error(
-    "no known kindest/node image runs a Kubernetes version Istio {istio} supports \
-     (1.{lo} to 1.{hi}); the known ones are {known}: choose one with --node-image \
-     (e.g. kindest/node:v1.{hi}.<patch> from the kind release notes)"
-)]
-pub struct NoNodeImage {
-    pub istio: IstioVersion,
-    pub lo: u32,
-    pub hi: u32,
-    pub known: String,
-}
-
-/// The newest known node image whose Kubernetes minor the Istio release supports.
-pub fn node_image_for(istio: IstioVersion) -> Result<&'static KnownNodeImage, NoNodeImage> {
-    let (lo, hi) = istio.kubernetes_minors();
-    KNOWN_NODE_IMAGES.iter().rev().find(|i| (lo..=hi).contains(&i.kubernetes_minor)).ok_or_else(
-        || NoNodeImage {
-            istio,
-            lo,
-            hi,
-            known: KNOWN_NODE_IMAGES.iter().map(|i| i.image).collect::<Vec<_>>().join(", "),
-        },
-    )
-}
 
 /// The node's container (and host, and Kubernetes node) name.
 pub fn node_name(cluster_name: &str) -> String {
@@ -243,27 +197,5 @@ mod tests {
         o.mount_lib_modules = false;
         let spec = NodeContainerSpec::for_cluster(t.external(), &o);
         assert_eq!(spec.body.host_config.unwrap().binds, None);
-    }
-
-    #[test]
-    fn node_image_is_the_newest_known_within_istios_range() {
-        let pick = |v: &str| node_image_for(v.parse().unwrap()).map(|i| i.image);
-        assert_eq!(pick("1.30.3"), Ok("kindest/node:v1.36.1"));
-        assert_eq!(pick("1.29.6"), Ok("kindest/node:v1.35.0"));
-        assert_eq!(pick("1.28.0"), Ok("kindest/node:v1.34.0"));
-        assert_eq!(pick("1.27.0"), Ok("kindest/node:v1.33.1"));
-        assert_eq!(pick("1.26.0"), Ok("kindest/node:v1.33.1"));
-        let err = pick("1.25.0").unwrap_err();
-        assert_eq!((err.lo, err.hi), (29, 32));
-        let msg = err.to_string();
-        assert!(msg.contains("--node-image") && msg.contains("1.29 to 1.32"), "{msg}");
-        assert!(pick("1.22.0").is_err());
-    }
-
-    #[test]
-    fn every_known_image_is_tagged_with_its_kubernetes_minor() {
-        for i in KNOWN_NODE_IMAGES {
-            assert!(i.image.starts_with(&format!("kindest/node:v1.{}.", i.kubernetes_minor)));
-        }
     }
 }
