@@ -634,7 +634,10 @@ async fn start_clusters(
     p: &Prepared,
     topology: &Topology,
 ) -> anyhow::Result<KindRun> {
-    let mut opts = KindOptions::new(p.node_image.clone(), RunId::new());
+    let run_id = RunId::new();
+    // Recorded before anything exists, so `cargo xtask down` finds even a killed run.
+    crate::runs::record(&run_id, "e2e")?;
+    let mut opts = KindOptions::new(p.node_image.clone(), run_id);
     opts.registry_mirrors = s.registry_mirrors.clone();
     if s.keep {
         opts.state_dir = Some(cache_dir().join("runs"));
@@ -688,6 +691,7 @@ async fn finish_run(s: &Settings, run: KindRun) {
             "warning: removing run {id}: {e}; `cargo xtask down --run-id {id}` removes the rest"
         );
     } else {
+        crate::runs::forget(&id);
         println!("==> removed run {id}");
     }
 }
@@ -728,7 +732,7 @@ async fn run_scenarios(
         tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .args(&args)
             .env(TOPOLOGY_ENV, &topology_file)
-            .current_dir(workspace_root())
+            .current_dir(crate::workspace_root())
             .status()
             .await
             .context("starting cargo nextest")?;
@@ -762,15 +766,11 @@ fn nextest_args(scenarios: &[&str]) -> Vec<String> {
     .collect()
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
-}
-
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .map(|d| if d.is_absolute() { d } else { workspace_root().join(d) })
-        .unwrap_or_else(|| workspace_root().join("target"))
+        .map(|d| if d.is_absolute() { d } else { crate::workspace_root().join(d) })
+        .unwrap_or_else(|| crate::workspace_root().join("target"))
 }
 
 /// The diagnostics bundle from every cluster (the external cluster and

@@ -102,7 +102,7 @@ impl KubeadmApi {
 pub struct KubeadmConfig {
     /// kind's cluster name (`clusterName`, the provider id).
     pub cluster_name: String,
-    /// The node (and container) name: `<cluster>-control-plane`.
+    /// The node (and container) name: `ecp-<run id>-<cluster>-control-plane`.
     pub node_name: String,
     pub kubernetes_version: KubeVersion,
     /// The node container's address on the shared network.

@@ -199,7 +199,7 @@ impl KindError {
 #[derive(Debug, Clone)]
 pub struct KindCluster {
     pub spec: ClusterSpec,
-    /// The node container's (and node's) name, `<cluster>-control-plane`.
+    /// The node container's (and node's) name, `ecp-<run id>-<cluster>-control-plane`.
     pub node: String,
     pub container_id: String,
     /// The node's address on the shared network.

@@ -10,7 +10,7 @@ use bollard::models::{
 use bollard::query_parameters::{CreateContainerOptions, CreateContainerOptionsBuilder};
 
 use super::KindOptions;
-use crate::cluster::{CLUSTER_LABEL, docker};
+use crate::cluster::{CLUSTER_LABEL, RunId, docker};
 use crate::topology::ClusterSpec;
 
 /// The API server's port inside the node (and on the shared network).
@@ -24,9 +24,11 @@ pub const PROVIDER: &str = "kind";
 /// The admin kubeconfig kubeadm writes inside the node.
 pub const ADMIN_KUBECONFIG: &str = "/etc/kubernetes/admin.conf";
 
-/// The node's container (and host, and Kubernetes node) name.
-pub fn node_name(cluster_name: &str) -> String {
-    format!("{cluster_name}-control-plane")
+/// The node's container (and host, and Kubernetes node) name:
+/// `ecp-<run id>-<cluster>-control-plane`, kind's `<cluster>-control-plane` with the
+/// run id in front, so that two runs of one topology on a Docker host do not collide.
+pub fn node_name(run_id: &RunId, cluster_name: &str) -> String {
+    format!("ecp-{run_id}-{cluster_name}-control-plane")
 }
 
 /// A node container to create: its name and the full create request.
@@ -39,7 +41,7 @@ pub struct NodeContainerSpec {
 impl NodeContainerSpec {
     /// kind's control-plane node for `cluster`, on the run's shared network.
     pub fn for_cluster(cluster: &ClusterSpec, opts: &KindOptions) -> Self {
-        let name = node_name(&cluster.name);
+        let name = node_name(&opts.run_id, &cluster.name);
         let mut labels = docker::labels(&opts.run_id, PROVIDER);
         labels.insert(CLUSTER_LABEL.to_string(), cluster.name.clone());
         labels.insert(KIND_CLUSTER_LABEL.to_string(), cluster.name.clone());
@@ -106,7 +108,7 @@ impl NodeContainerSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{RUN_ID_LABEL, RunId};
+    use crate::cluster::RUN_ID_LABEL;
     use crate::topology::{NetworkMode, Topology};
 
     fn options() -> KindOptions {
@@ -119,10 +121,10 @@ mod tests {
     fn node_container_has_every_option_kind_sets() {
         let t = Topology::new(1, NetworkMode::default()).unwrap();
         let spec = NodeContainerSpec::for_cluster(t.config(), &options());
-        assert_eq!(spec.name, "config-control-plane");
+        assert_eq!(spec.name, "ecp-0123456789-config-control-plane");
         let b = &spec.body;
         assert_eq!(b.image.as_deref(), Some("kindest/node:v1.35.0"));
-        assert_eq!(b.hostname.as_deref(), Some("config-control-plane"));
+        assert_eq!(b.hostname.as_deref(), Some("ecp-0123456789-config-control-plane"));
         assert_eq!(b.tty, Some(true));
         assert_eq!(
             b.env.as_deref().unwrap(),
@@ -197,5 +199,22 @@ mod tests {
         o.mount_lib_modules = false;
         let spec = NodeContainerSpec::for_cluster(t.external(), &o);
         assert_eq!(spec.body.host_config.unwrap().binds, None);
+    }
+
+    #[test]
+    fn two_runs_of_one_topology_get_different_node_and_network_names() {
+        let t = Topology::new(1, NetworkMode::default()).unwrap();
+        let a = KindOptions::new("i", RunId::from_existing("aaaaaaaaaa"));
+        let b = KindOptions::new("i", RunId::from_existing("bbbbbbbbbb"));
+        let (na, nb) = (
+            NodeContainerSpec::for_cluster(t.config(), &a),
+            NodeContainerSpec::for_cluster(t.config(), &b),
+        );
+        assert_ne!(na.name, nb.name);
+        assert_ne!(a.network, b.network);
+        assert_eq!(na.name, "ecp-aaaaaaaaaa-config-control-plane");
+        assert_eq!(a.network, "ecp-kind-aaaaaaaaaa");
+        // A Kubernetes node name is a DNS label: the longest cluster name still fits.
+        assert!(node_name(&RunId::new(), "remote8").len() <= 63);
     }
 }

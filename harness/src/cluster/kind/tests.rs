@@ -167,13 +167,12 @@ async fn fixture() -> Fixture {
     Fixture { docker, opts, topology, _cleanup: cleanup }
 }
 
-/// Starts a node for the first cluster under a run-unique name (container names are
-/// global; parallel tests must not collide).
+/// Starts a node for the first cluster; its name carries the run id (container names
+/// are global; parallel tests must not collide).
 async fn start_test_node(f: &Fixture) -> StartedNode {
-    let mut spec = f.topology.clusters[0].clone();
-    spec.name = format!("{}-{}", f.opts.run_id, spec.name);
+    let spec = f.topology.clusters[0].clone();
     let started = start_node(&f.docker, &spec, &f.opts).await.unwrap();
-    assert_eq!(started.name, node::node_name(&spec.name));
+    assert_eq!(started.name, node::node_name(&f.opts.run_id, &spec.name));
     started
 }
 
