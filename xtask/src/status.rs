@@ -40,7 +40,11 @@ fn report() -> anyhow::Result<String> {
     let here = crate::runs::recorded()?;
     for (run, (containers, networks)) in runs {
         let started_here = here.iter().any(|r| r.as_str() == run);
-        writeln!(out, "run {run}{}", if started_here { " (started from this checkout)" } else { "" })?;
+        writeln!(
+            out,
+            "run {run}{}",
+            if started_here { " (started from this checkout)" } else { "" }
+        )?;
         for n in networks {
             writeln!(out, "  network {n}")?;
         }

@@ -25,11 +25,8 @@ fn strings(v: &Value) -> Vec<String> {
 fn the_e2e_matrix_is_every_release_with_a_node_image() {
     let e2e = workflow("e2e.yml");
     let matrix = &e2e["jobs"]["e2e"]["strategy"]["matrix"];
-    let expected: Vec<String> = RELEASES
-        .iter()
-        .filter(|v| node_image_for(**v).is_ok())
-        .map(|v| v.to_string())
-        .collect();
+    let expected: Vec<String> =
+        RELEASES.iter().filter(|v| node_image_for(**v).is_ok()).map(|v| v.to_string()).collect();
     assert!(expected.contains(&ecp_harness::version::NEWEST.to_string()));
     assert_eq!(strings(&matrix["istio"]), expected, "update .github/workflows/e2e.yml");
     assert_eq!(strings(&matrix["installer"]), ["istioctl", "helm"]);

@@ -29,12 +29,14 @@
 
 pub mod bootstrap;
 pub mod exec;
+pub mod host;
 pub mod images;
 pub mod kubeadm;
 pub mod metallb;
 pub mod mirror;
 pub mod node;
 pub mod node_image;
+pub mod proxy;
 pub mod routes;
 
 use std::collections::{BTreeMap, HashMap};
@@ -54,6 +56,7 @@ use crate::topology::{ClusterSpec, RuntimeAddrs, Topology};
 use crate::version::IstioVersion;
 
 pub use bootstrap::{Step, plan};
+pub use host::HostSettings;
 pub use images::LoadReport;
 pub use metallb::{AddressRange, MetalLbManifest};
 pub use mirror::RegistryMirror;
@@ -275,11 +278,27 @@ impl KindRun {
             armed: true,
             _tempdir: tempdir,
         };
-        run.subnet = create_network(&docker, &opts.network, opts.internal_network, &labels).await?;
+        let host = HostSettings::detect(&docker).await.map_err(KindError::docker("docker info"))?;
+        tracing::debug!(?host, "host settings for the nodes");
+        run.subnet = create_network(
+            &docker,
+            &opts.network,
+            opts.internal_network,
+            &labels,
+            &host.network_options(),
+        )
+        .await?;
 
+        let proxy_env = host
+            .proxy
+            .as_ref()
+            .map(|p| {
+                p.node_env(&no_proxy_subnets(run.subnet, topology), &node_names(topology, opts))
+            })
+            .unwrap_or_default();
         let mut nodes = Vec::new();
         for spec in &topology.clusters {
-            nodes.push(start_node(&docker, spec, opts).await?);
+            nodes.push(start_node(&docker, spec, opts, &host, &proxy_env).await?);
         }
         let boots = nodes.iter().map(|n| {
             let span =
@@ -439,14 +458,29 @@ fn run_dir(opts: &KindOptions) -> Result<(PathBuf, Option<tempfile::TempDir>), K
     }
 }
 
-/// Creates the run's user-defined bridge network and returns its IPv4 subnet.
+/// The subnets that must not go through a proxy: the run network's and every
+/// cluster's pod and service ranges.
+fn no_proxy_subnets(network: Ipv4Net, topology: &Topology) -> Vec<Ipv4Net> {
+    std::iter::once(network)
+        .chain(topology.clusters.iter().flat_map(|c| [c.pod_subnet, c.service_subnet]))
+        .collect()
+}
+
+/// The node names of the run, in topology order.
+fn node_names(topology: &Topology, opts: &KindOptions) -> Vec<String> {
+    topology.clusters.iter().map(|c| node::node_name(&opts.run_id, &c.name)).collect()
+}
+
+/// Creates the run's user-defined bridge network with the driver `options` (the
+/// host's MTU, [`HostSettings::network_options`]) and returns its IPv4 subnet.
 pub async fn create_network(
     docker: &Docker,
     name: &str,
     internal: bool,
     labels: &HashMap<String, String>,
+    options: &HashMap<String, String>,
 ) -> Result<Ipv4Net, KindError> {
-    docker::create_network(docker, name, internal, labels).await?;
+    docker::create_network(docker, name, internal, labels, options).await?;
     let info = docker
         .inspect_network(name, None)
         .await
@@ -477,8 +511,10 @@ async fn start_node(
     docker: &Docker,
     spec: &ClusterSpec,
     opts: &KindOptions,
+    host: &HostSettings,
+    proxy_env: &[String],
 ) -> Result<StartedNode, KindError> {
-    let node = NodeContainerSpec::for_cluster(spec, opts);
+    let node = NodeContainerSpec::for_cluster(spec, opts).on_host(host, proxy_env);
     let created = docker
         .create_container(Some(node.create_options()), node.body.clone())
         .await
@@ -655,6 +691,11 @@ pub async fn preflight(
     };
     if let Ok(info) = docker.info().await {
         report.warnings.extend(images::host_warnings(&info));
+        let version = docker.version().await.ok();
+        if let Some(problem) = host::rootless_problem(&info, version.as_ref()) {
+            problems.push(problem);
+            return Err(KindError::Preflight { problems });
+        }
     }
     report.warnings.extend(inotify_warnings());
     if docker.inspect_image(&opts.node_image).await.is_err() {

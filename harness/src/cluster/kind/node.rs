@@ -10,6 +10,7 @@ use bollard::models::{
 use bollard::query_parameters::{CreateContainerOptions, CreateContainerOptionsBuilder};
 
 use super::KindOptions;
+use super::host::HostSettings;
 use crate::cluster::{CLUSTER_LABEL, RunId, docker};
 use crate::topology::ClusterSpec;
 
@@ -98,6 +99,14 @@ impl NodeContainerSpec {
             ..Default::default()
         };
         Self { name, body }
+    }
+
+    /// What this Docker host needs ([`HostSettings::apply`]) and the proxy variables
+    /// ([`super::proxy::ProxyEnv::node_env`]) added to the node.
+    pub fn on_host(mut self, host: &HostSettings, proxy_env: &[String]) -> Self {
+        host.apply(&mut self.body);
+        self.body.env.get_or_insert_with(Vec::new).extend(proxy_env.iter().cloned());
+        self
     }
 
     pub fn create_options(&self) -> CreateContainerOptions {
@@ -216,5 +225,30 @@ mod tests {
         assert_eq!(a.network, "ecp-kind-aaaaaaaaaa");
         // A Kubernetes node name is a DNS label: the longest cluster name still fits.
         assert!(node_name(&RunId::new(), "remote8").len() <= 63);
+    }
+
+    #[test]
+    fn host_needs_and_proxy_variables_are_added_to_kinds_options() {
+        let t = Topology::new(1, NetworkMode::default()).unwrap();
+        let host = HostSettings { userns_host: true, dev_mapper: true, ..Default::default() };
+        let proxy = ["HTTP_PROXY=http://proxy.example:3128".to_string()];
+        let spec = NodeContainerSpec::for_cluster(t.config(), &options()).on_host(&host, &proxy);
+        let env = spec.body.env.as_deref().unwrap();
+        assert_eq!(
+            env,
+            [
+                "KUBECONFIG=/etc/kubernetes/admin.conf",
+                "container=docker",
+                "HTTP_PROXY=http://proxy.example:3128"
+            ]
+        );
+        let h = spec.body.host_config.unwrap();
+        assert_eq!(h.userns_mode.as_deref(), Some("host"));
+        assert_eq!(h.binds.unwrap(), ["/lib/modules:/lib/modules:ro", "/dev/mapper:/dev/mapper"]);
+        assert_eq!(h.privileged, Some(true), "kind's own options stay");
+
+        let plain = NodeContainerSpec::for_cluster(t.config(), &options())
+            .on_host(&HostSettings::default(), &[]);
+        assert_eq!(plain.body, NodeContainerSpec::for_cluster(t.config(), &options()).body);
     }
 }

@@ -39,11 +39,17 @@ case \"$*\" in *' apply -f -') cat >> /tmp/applied; echo '---' >> /tmp/applied;;
 /// `containerd config dump` prints the node's configuration.
 const CONTAINERD: &str =
     "#!/bin/sh\necho \"containerd $*\" >> /tmp/calls\ncat /etc/containerd/config.toml\n";
-/// `crictl inspecti` finds an image once `ctr` imported an archive.
-const CRICTL: &str = "#!/bin/sh\necho \"crictl $*\" >> /tmp/calls\ntest -f /tmp/imported\n";
-/// `ctr images import -` lists the archive it reads from stdin.
+/// `crictl inspecti -o json` finds an image once `ctr` imported an archive, under the
+/// image ID the archive's manifest names.
+const CRICTL: &str = "#!/bin/sh\necho \"crictl $*\" >> /tmp/calls\n\
+test -s /tmp/imported-id || exit 1\n\
+printf '{\"status\":{\"id\":\"sha256:%s\"}}\\n' \"$(cat /tmp/imported-id)\"\n";
+/// `ctr images import -` lists the archive it reads from stdin and keeps the image ID
+/// (the config's digest) its `manifest.json` names.
 const CTR: &str = "#!/bin/sh\necho \"ctr $*\" >> /tmp/calls\n\
-tar -tf - > /tmp/archive-list && touch /tmp/imported\n";
+cat > /tmp/archive.tar && tar -tf /tmp/archive.tar > /tmp/archive-list\n\
+tar -xOf /tmp/archive.tar manifest.json | sed -n 's/.*\"Config\":\"\\([^\"]*\\)\".*/\\1/p' \\\n\
+  | sed 's|^blobs/sha256/||; s|[.]json$||' > /tmp/imported-id\nrm /tmp/archive.tar\n";
 const SYSTEMCTL: &str = "#!/bin/sh\necho \"systemctl $*\" >> /tmp/calls\n";
 const CNI: &str = "# would you kindly template this file\nkind: DaemonSet\nenv:\n- name: POD_SUBNET\n  value: {{ .PodSubnet }}\n";
 const CONTAINERD_TOML: &str = "version = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"overlayfs\"\n";
@@ -161,7 +167,8 @@ async fn fixture() -> Fixture {
     opts.mount_lib_modules = false;
     opts.systemd_timeout = Duration::from_secs(20);
     let labels = docker::labels(&run_id, "kind-test");
-    let subnet = create_network(&docker, &opts.network, true, &labels).await.unwrap();
+    let subnet =
+        create_network(&docker, &opts.network, true, &labels, &HashMap::new()).await.unwrap();
     assert!(subnet.prefix_len() <= 30, "{subnet}");
     let topology = Topology::new(1, NetworkMode::default()).unwrap();
     Fixture { docker, opts, topology, _cleanup: cleanup }
@@ -171,7 +178,8 @@ async fn fixture() -> Fixture {
 /// are global; parallel tests must not collide).
 async fn start_test_node(f: &Fixture) -> StartedNode {
     let spec = f.topology.clusters[0].clone();
-    let started = start_node(&f.docker, &spec, &f.opts).await.unwrap();
+    let started =
+        start_node(&f.docker, &spec, &f.opts, &HostSettings::default(), &[]).await.unwrap();
     assert_eq!(started.name, node::node_name(&f.opts.run_id, &spec.name));
     started
 }
@@ -574,7 +582,7 @@ async fn images_are_saved_once_and_streamed_into_nodes_that_lack_them() {
         calls.lines().collect::<Vec<_>>(),
         [
             "containerd config dump".to_string(),
-            format!("crictl inspecti -q {image}"),
+            format!("crictl inspecti -o json {image}"),
             images::import_argv("overlayfs", all_platforms).join(" "),
         ]
     );
@@ -595,4 +603,18 @@ async fn images_are_saved_once_and_streamed_into_nodes_that_lack_them() {
     .unwrap();
     assert_eq!(again.skipped, std::slice::from_ref(&n.spec.name));
     assert!(again.loaded.is_empty());
+    // The node now knows the tag under another image ID (the tag was rebuilt on the
+    // host since): the image is loaded again.
+    sh(&f, &n.name, "echo 0000 > /tmp/imported-id").await;
+    let rebuilt = images::load(
+        &f.docker,
+        &nodes,
+        std::slice::from_ref(&image),
+        dir.path(),
+        f.opts.privileged,
+        f.opts.image_pull_timeout,
+    )
+    .await
+    .unwrap();
+    assert_eq!(rebuilt.loaded, std::slice::from_ref(&n.spec.name));
 }
