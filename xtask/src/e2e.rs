@@ -458,14 +458,16 @@ async fn image_problems(images: &[String]) -> Vec<String> {
     problems
 }
 
-/// MetalLB's manifest: cached, or its host reachable.
+/// MetalLB's manifest: cached with its published SHA-256, or its host reachable.
 async fn metallb_manifest_problem() -> Option<String> {
     let cached = cache_dir()
         .join("metallb")
         .join(kind::metallb::METALLB_VERSION)
         .join("metallb-native.yaml");
-    if cached.is_file() {
-        return None;
+    if let Ok(text) = std::fs::read_to_string(&cached) {
+        return kind::metallb::verify_native_manifest(&text)
+            .err()
+            .map(|e| format!("{e}: remove {} to fetch it again", cached.display()));
     }
     let url = kind::metallb::NATIVE_MANIFEST_URL;
     let host = url.split('/').nth(2).unwrap_or_default();
