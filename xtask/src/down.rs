@@ -109,16 +109,9 @@ fn run_of(labels: &std::collections::HashMap<String, String>) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
 
     fn parse(argv: &[&str]) -> Result<Args, clap::Error> {
-        Cli::try_parse_from(std::iter::once("down").chain(argv.iter().copied())).map(|c| c.args)
+        crate::parse_args("down", argv)
     }
 
     #[test]

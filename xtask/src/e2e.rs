@@ -888,7 +888,7 @@ mod tests {
     }
 
     fn parse(argv: &[&str]) -> Result<Args, clap::Error> {
-        Cli::try_parse_from(std::iter::once("e2e").chain(argv.iter().copied())).map(|c| c.args)
+        crate::parse_args("e2e", argv)
     }
 
     #[test]

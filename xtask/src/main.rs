@@ -85,6 +85,18 @@ fn workspace_root() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
+/// Parses a command's arguments as `cargo xtask <name> ARGV...` would (for tests).
+#[cfg(test)]
+fn parse_args<A: clap::Args + clap::FromArgMatches>(
+    name: &'static str,
+    argv: &[&str],
+) -> Result<A, clap::Error> {
+    let command = A::augment_args(clap::Command::new(name));
+    let matches =
+        command.try_get_matches_from(std::iter::once(name).chain(argv.iter().copied()))?;
+    A::from_arg_matches(&matches)
+}
+
 /// A tokio runtime for the async commands.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)

@@ -560,16 +560,12 @@ async fn images_are_saved_once_and_streamed_into_nodes_that_lack_them() {
     let nodes = vec![(n.spec.name.clone(), n.name.clone())];
     // The stand-in node image itself: present on the host, so nothing is pulled.
     let image = f.opts.node_image.clone();
-    let report = images::load(
-        &f.docker,
-        &nodes,
-        std::slice::from_ref(&image),
-        dir.path(),
-        f.opts.privileged,
-        f.opts.image_pull_timeout,
-    )
-    .await
-    .unwrap();
+    let load = || async {
+        let images = std::slice::from_ref(&image);
+        let (privileged, timeout) = (f.opts.privileged, f.opts.image_pull_timeout);
+        images::load(&f.docker, &nodes, images, dir.path(), privileged, timeout).await.unwrap()
+    };
+    let report = load().await;
     assert!(report.pulled.is_empty(), "{report:?}");
     assert_eq!(report.loaded, std::slice::from_ref(&n.spec.name));
     assert!(report.skipped.is_empty());
@@ -591,30 +587,12 @@ async fn images_are_saved_once_and_streamed_into_nodes_that_lack_them() {
     assert!(listed.lines().any(|l| l == "manifest.json"), "{listed}");
     // The archive is gone; a second load finds the image and skips the node.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-    let again = images::load(
-        &f.docker,
-        &nodes,
-        std::slice::from_ref(&image),
-        dir.path(),
-        f.opts.privileged,
-        f.opts.image_pull_timeout,
-    )
-    .await
-    .unwrap();
+    let again = load().await;
     assert_eq!(again.skipped, std::slice::from_ref(&n.spec.name));
     assert!(again.loaded.is_empty());
     // The node now knows the tag under another image ID (the tag was rebuilt on the
     // host since): the image is loaded again.
     sh(&f, &n.name, "echo 0000 > /tmp/imported-id").await;
-    let rebuilt = images::load(
-        &f.docker,
-        &nodes,
-        std::slice::from_ref(&image),
-        dir.path(),
-        f.opts.privileged,
-        f.opts.image_pull_timeout,
-    )
-    .await
-    .unwrap();
+    let rebuilt = load().await;
     assert_eq!(rebuilt.loaded, std::slice::from_ref(&n.spec.name));
 }
