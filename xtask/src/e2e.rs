@@ -3,7 +3,7 @@
 //! (procedure.md steps 1 to 8), `cargo nextest run -p ecp-scenarios` with the
 //! topology file, diagnostics from every cluster when something failed, the report,
 //! and teardown. Several versions run one after another, each in fresh clusters
-//! unless `--reuse`.
+//! unless `--reuse`, or up to `--parallel N` at once, each in clusters of its own.
 //!
 //! Nothing is created before the preflight passed: where e2e cannot run (no Docker,
 //! no registry, images or release missing), it stops within seconds saying what is
@@ -36,6 +36,8 @@ const METALLB_IMAGES: [&str; 2] =
 /// How long pulling a missing node image may take in the preflight (only tried when
 /// its registry answers).
 const NODE_IMAGE_PULL_TIMEOUT: Duration = Duration::from_secs(600);
+/// Held while nextest runs the scenarios (see [`run_scenarios`]).
+static SCENARIO_RUNS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Namespaces dumped into the diagnostics bundle.
 const DIAG_NAMESPACES: [&str; 5] =
     ["istio-system", "external-istiod", "sample", "metallb-system", "kube-system"];
@@ -86,6 +88,10 @@ pub struct Args {
     /// procedure step 9) instead of fresh clusters per version.
     #[arg(long)]
     pub reuse: bool,
+    /// Run up to N Istio versions at once, each in clusters of its own (needs a host
+    /// with room for N times the clusters); the report's index covers all of them.
+    #[arg(long, value_name = "N", default_value_t = 1, conflicts_with = "reuse")]
+    pub parallel: usize,
     /// Run only this scenario; repeat for several (default: every scenario the
     /// topology allows).
     #[arg(long = "scenario", value_name = "NAME")]
@@ -100,8 +106,8 @@ pub struct Args {
     /// Use this helm binary (default: `helm` on PATH) for `--installer helm`.
     #[arg(long, value_name = "PATH")]
     pub helm: Option<PathBuf>,
-    /// kind node image (default: the newest known kindest/node the Istio version
-    /// supports).
+    /// kind node image (default: the kindest/node, pinned by digest, of the newest
+    /// Kubernetes the Istio version supports; see `kind::KNOWN_NODE_IMAGES`).
     #[arg(long, value_name = "IMAGE")]
     pub node_image: Option<String>,
     /// Image hub of Istio's images and samples (default: the release's hub).
@@ -126,6 +132,7 @@ struct Settings {
     gateway_tls: GatewayTls,
     keep: bool,
     reuse: bool,
+    parallel: usize,
     scenarios: Vec<&'static Scenario>,
     not_run: Vec<NotRun>,
     report_dir: PathBuf,
@@ -149,6 +156,9 @@ fn settings(args: Args) -> anyhow::Result<Settings> {
     if versions.is_empty() {
         bail!("--istio names no version");
     }
+    if args.parallel == 0 {
+        bail!("--parallel 0: run at least one version at a time");
+    }
     let network_mode =
         if args.same_network { NetworkMode::SameNetwork } else { NetworkMode::MultiNetwork };
     Topology::new(args.remotes, network_mode)?;
@@ -171,6 +181,7 @@ fn settings(args: Args) -> anyhow::Result<Settings> {
         gateway_tls: args.gateway_tls,
         keep: args.keep,
         reuse: args.reuse,
+        parallel: args.parallel,
         scenarios,
         not_run,
         report_dir: args.report,
@@ -255,21 +266,11 @@ async fn run_all(s: &Settings) -> anyhow::Result<()> {
         println!("    helm {helm} (known to work: {})", tools::HELM_KNOWN_TO_WORK);
     }
 
-    let mut reports = Vec::new();
-    let mut reused: Option<KindRun> = None;
-    let count = prepared.len();
-    for (i, p) in prepared.iter().enumerate() {
-        let last = i + 1 == count;
-        let report = run_version(s, p, &mut reused, last).await;
-        match report.write(&s.report_dir) {
-            Ok(w) => println!("==> report for Istio {}: {}", p.version, w.markdown.display()),
-            Err(e) => eprintln!("warning: {e}"),
-        }
-        reports.push(report);
-    }
-    if let Some(run) = reused.take() {
-        finish_run(s, run).await;
-    }
+    let reports = if s.parallel > 1 {
+        run_parallel(s, &prepared).await
+    } else {
+        run_one_after_another(s, &prepared).await
+    };
     let index = report::write_index(&reports, &s.report_dir)?;
     println!("==> summary: {}", index.display());
     let failed: Vec<String> =
@@ -282,6 +283,45 @@ async fn run_all(s: &Settings) -> anyhow::Result<()> {
         Ok(())
     } else {
         bail!("conformance failed for {}: see {}", failed.join(", "), index.display())
+    }
+}
+
+/// Every version in turn, handing the clusters on with `--reuse`.
+async fn run_one_after_another(s: &Settings, prepared: &[Prepared]) -> Vec<VersionReport> {
+    let mut reports = Vec::new();
+    let mut reused: Option<KindRun> = None;
+    let count = prepared.len();
+    for (i, p) in prepared.iter().enumerate() {
+        let last = i + 1 == count;
+        let report = run_version(s, p, &mut reused, last).await;
+        write_version_report(s, p, &report);
+        reports.push(report);
+    }
+    if let Some(run) = reused.take() {
+        finish_run(s, run).await;
+    }
+    reports
+}
+
+/// Up to `--parallel` versions at once, each in clusters of its own (their names carry
+/// their run ids); the reports come back in version order for the index.
+async fn run_parallel(s: &Settings, prepared: &[Prepared]) -> Vec<VersionReport> {
+    use futures::StreamExt;
+    futures::stream::iter(prepared)
+        .map(|p| async move {
+            let report = run_version(s, p, &mut None, true).await;
+            write_version_report(s, p, &report);
+            report
+        })
+        .buffered(s.parallel)
+        .collect()
+        .await
+}
+
+fn write_version_report(s: &Settings, p: &Prepared, report: &VersionReport) {
+    match report.write(&s.report_dir) {
+        Ok(w) => println!("==> report for Istio {}: {}", p.version, w.markdown.display()),
+        Err(e) => eprintln!("warning: {e}"),
     }
 }
 
@@ -300,7 +340,10 @@ async fn preflight_all(s: &Settings) -> Result<Vec<Prepared>, Vec<String>> {
             (Some(image), _, _) => Some(image.clone()),
             (None, true, Some(first)) => Some(first),
             (None, _, _) => match kind::node_image_for(*v) {
-                Ok(known) => Some(known.image.to_string()),
+                Ok(known) => {
+                    println!("    Istio {v}: node image {known}");
+                    Some(known.reference())
+                }
                 Err(e) => {
                     problems.push(format!("Istio {v}: {e}"));
                     None
@@ -455,14 +498,16 @@ async fn image_problems(images: &[String]) -> Vec<String> {
     problems
 }
 
-/// MetalLB's manifest: cached, or its host reachable.
+/// MetalLB's manifest: cached with its published SHA-256, or its host reachable.
 async fn metallb_manifest_problem() -> Option<String> {
     let cached = cache_dir()
         .join("metallb")
         .join(kind::metallb::METALLB_VERSION)
         .join("metallb-native.yaml");
-    if cached.is_file() {
-        return None;
+    if let Ok(text) = std::fs::read_to_string(&cached) {
+        return kind::metallb::verify_native_manifest(&text)
+            .err()
+            .map(|e| format!("{e}: remove {} to fetch it again", cached.display()));
     }
     let url = kind::metallb::NATIVE_MANIFEST_URL;
     let host = url.split('/').nth(2).unwrap_or_default();
@@ -631,7 +676,10 @@ async fn start_clusters(
     p: &Prepared,
     topology: &Topology,
 ) -> anyhow::Result<KindRun> {
-    let mut opts = KindOptions::new(p.node_image.clone(), RunId::new());
+    let run_id = RunId::new();
+    // Recorded before anything exists, so `cargo xtask down` finds even a killed run.
+    crate::runs::record(&run_id, "e2e")?;
+    let mut opts = KindOptions::new(p.node_image.clone(), run_id);
     opts.registry_mirrors = s.registry_mirrors.clone();
     if s.keep {
         opts.state_dir = Some(cache_dir().join("runs"));
@@ -685,6 +733,7 @@ async fn finish_run(s: &Settings, run: KindRun) {
             "warning: removing run {id}: {e}; `cargo xtask down --run-id {id}` removes the rest"
         );
     } else {
+        crate::runs::forget(&id);
         println!("==> removed run {id}");
     }
 }
@@ -716,6 +765,9 @@ async fn run_scenarios(
     file.write(&topology_file)?;
     let topology_file = std::path::absolute(&topology_file)?;
 
+    // nextest writes the e2e profile's JUnit to one fixed path: with --parallel, one
+    // version's scenarios run at a time (clusters and installs still run in parallel).
+    let _one_at_a_time = SCENARIO_RUNS.lock().await;
     let junit = target_dir().join("nextest").join("e2e").join("junit.xml");
     let _ = std::fs::remove_file(&junit);
     let names: Vec<&str> = s.scenarios.iter().map(|sc| sc.name).collect();
@@ -725,7 +777,7 @@ async fn run_scenarios(
         tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .args(&args)
             .env(TOPOLOGY_ENV, &topology_file)
-            .current_dir(workspace_root())
+            .current_dir(crate::workspace_root())
             .status()
             .await
             .context("starting cargo nextest")?;
@@ -759,15 +811,11 @@ fn nextest_args(scenarios: &[&str]) -> Vec<String> {
     .collect()
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
-}
-
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .map(|d| if d.is_absolute() { d } else { workspace_root().join(d) })
-        .unwrap_or_else(|| workspace_root().join("target"))
+        .map(|d| if d.is_absolute() { d } else { crate::workspace_root().join(d) })
+        .unwrap_or_else(|| crate::workspace_root().join("target"))
 }
 
 /// The diagnostics bundle from every cluster (the external cluster and
@@ -840,7 +888,7 @@ mod tests {
     }
 
     fn parse(argv: &[&str]) -> Result<Args, clap::Error> {
-        Cli::try_parse_from(std::iter::once("e2e").chain(argv.iter().copied())).map(|c| c.args)
+        crate::parse_args("e2e", argv)
     }
 
     #[test]
@@ -852,6 +900,7 @@ mod tests {
         assert_eq!(s.network_mode, NetworkMode::MultiNetwork);
         assert_eq!(s.report_dir, PathBuf::from("target/ecp-report"));
         assert!(!s.keep && !s.reuse);
+        assert_eq!(s.parallel, 1);
         let names: Vec<_> = s.scenarios.iter().map(|sc| sc.name).collect();
         assert_eq!(
             names,
@@ -905,6 +954,7 @@ mod tests {
             "--same-network",
         ])
         .unwrap();
+        assert_eq!(parse(&["--parallel", "3"]).map(|a| a.parallel).unwrap(), 3);
         let s = settings(args).unwrap();
         assert_eq!(s.versions.len(), 2);
         assert_eq!(s.installer, Installer::Helm);
@@ -933,6 +983,9 @@ mod tests {
             settings(parse(&["--scenario", "multi_remote"]).unwrap()).unwrap_err().to_string();
         assert!(err.contains("needs --remotes 2"), "{err}");
         assert!(parse(&["--installer", "kubectl"]).is_err());
+        let err = settings(parse(&["--parallel", "0"]).unwrap()).unwrap_err().to_string();
+        assert!(err.contains("--parallel 0"), "{err}");
+        assert!(parse(&["--parallel", "2", "--reuse"]).is_err(), "reuse hands clusters on in turn");
     }
 
     #[test]
@@ -953,6 +1006,7 @@ mod tests {
             "--tag",
             "--gateway-tls",
             "--same-network",
+            "--parallel",
         ] {
             assert!(help.contains(option), "{option} missing from:\n{help}");
         }

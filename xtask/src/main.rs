@@ -4,6 +4,7 @@ mod bench;
 mod down;
 mod e2e;
 mod plan;
+mod runs;
 mod status;
 mod test;
 mod up;
@@ -30,7 +31,7 @@ enum Command {
     Up(up::Args),
     /// Show the clusters, containers and networks of this suite's runs.
     Status(status::Args),
-    /// Remove every container and network a run of this suite left behind.
+    /// Remove the containers and networks of this checkout's runs (or --run-id, --all).
     Down(down::Args),
     /// Run a benchmark and print what it measured.
     Bench(bench::Args),
@@ -76,6 +77,24 @@ fn print_out(text: &str) -> std::io::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => other,
     }
+}
+
+/// The workspace (this checkout's root directory).
+fn workspace_root() -> std::path::PathBuf {
+    use std::path::Path;
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// Parses a command's arguments as `cargo xtask <name> ARGV...` would (for tests).
+#[cfg(test)]
+fn parse_args<A: clap::Args + clap::FromArgMatches>(
+    name: &'static str,
+    argv: &[&str],
+) -> Result<A, clap::Error> {
+    let command = A::augment_args(clap::Command::new(name));
+    let matches =
+        command.try_get_matches_from(std::iter::once(name).chain(argv.iter().copied()))?;
+    A::from_arg_matches(&matches)
 }
 
 /// A tokio runtime for the async commands.

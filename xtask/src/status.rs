@@ -37,8 +37,14 @@ fn report() -> anyhow::Result<String> {
         let run = n.labels.get(RUN_ID_LABEL).map_or("?", String::as_str);
         runs.entry(run).or_default().1.push(&n.name);
     }
+    let here = crate::runs::recorded()?;
     for (run, (containers, networks)) in runs {
-        writeln!(out, "run {run}")?;
+        let started_here = here.iter().any(|r| r.as_str() == run);
+        writeln!(
+            out,
+            "run {run}{}",
+            if started_here { " (started from this checkout)" } else { "" }
+        )?;
         for n in networks {
             writeln!(out, "  network {n}")?;
         }
@@ -57,6 +63,9 @@ fn report() -> anyhow::Result<String> {
             }
         }
     }
-    writeln!(out, "remove with: cargo xtask down [--run-id ID]")?;
+    writeln!(
+        out,
+        "remove with: cargo xtask down (this checkout's runs), --run-id ID (one run), --all (every run)"
+    )?;
     Ok(out)
 }

@@ -1,10 +1,11 @@
 //! `cargo xtask up`: start test clusters for manual use and leave them running.
 //! Prints the run id and each cluster's kubeconfig paths; `cargo xtask down` removes
-//! them (by their run-id label), `cargo xtask status` lists them.
+//! them (by their run-id label; without `--run-id`, every run started from this
+//! checkout), `cargo xtask status` lists them.
 
 use std::time::Duration;
 
-use ecp_harness::cluster::{ApiserverOptions, ApiserverRun, cache_dir};
+use ecp_harness::cluster::{ApiserverOptions, ApiserverRun, RunId, cache_dir};
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Provider {
@@ -40,8 +41,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         };
         opts.ready_timeout = Duration::from_secs(args.timeout);
         opts.state_dir = Some(runs_dir());
+        let run_id = RunId::new();
+        // Recorded before anything exists, so `cargo xtask down` finds even a failed start.
+        crate::runs::record(&run_id, "up")?;
+        opts.run_id = Some(run_id.clone());
         println!("==> starting {} cluster(s)", opts.names.len());
-        let run = ApiserverRun::start(opts).await?;
+        // A failed start has removed what it created.
+        let run = ApiserverRun::start(opts).await.inspect_err(|_| crate::runs::forget(&run_id))?;
         let run_id = run.run_id().clone();
         println!(
             "run {run_id} on internal network {} ready in {:.1?}",

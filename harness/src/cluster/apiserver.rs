@@ -261,7 +261,7 @@ impl ApiserverRun {
             _tempdir: tempdir,
         };
         let labels = docker::labels(&run.run_id, PROVIDER);
-        docker::create_network(&docker, &run.network, true, &labels).await?;
+        docker::create_network(&docker, &run.network, true, &labels, &Default::default()).await?;
 
         let starts = opts.names.iter().enumerate().map(|(index, name)| {
             let span = tracing::info_span!("cluster", run_id = %run.run_id, name = name.as_str());

@@ -48,18 +48,21 @@ pub fn labels(run: &RunId, provider: &str) -> HashMap<String, String> {
 }
 
 /// Creates a labelled bridge network; `internal` (`--internal`) gives it no route off
-/// the machine, as the self-tests need. Returns its id.
+/// the machine, as the self-tests need; `options` are driver options (`-o`, e.g. the
+/// MTU). Returns its id.
 pub async fn create_network(
     docker: &Docker,
     name: &str,
     internal: bool,
     labels: &HashMap<String, String>,
+    options: &HashMap<String, String>,
 ) -> Result<String, ClusterError> {
     let req = NetworkCreateRequest {
         name: name.to_string(),
         driver: Some("bridge".to_string()),
         internal: Some(internal),
         labels: Some(labels.clone()),
+        options: Some(options.clone()),
         ..Default::default()
     };
     let what = if internal { "internal network" } else { "network" };

@@ -19,9 +19,25 @@ pub fn config_dump_argv() -> Vec<String> {
     ["containerd", "config", "dump"].map(String::from).to_vec()
 }
 
-/// The command that succeeds when the node's CRI already has `image`.
+/// The command that prints what the node's CRI knows of `image`, as JSON whose
+/// `status.id` is the image ID; it fails where the node lacks the image.
 pub fn inspect_argv(image: &str) -> Vec<String> {
-    ["crictl", "inspecti", "-q", image].map(String::from).to_vec()
+    ["crictl", "inspecti", "-o", "json", image].map(String::from).to_vec()
+}
+
+/// The image ID (`sha256:...`) in `crictl inspecti -o json` output.
+pub fn image_id_from_inspect(json: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    v["status"]["id"].as_str().filter(|id| !id.is_empty()).map(str::to_string)
+}
+
+/// Whether a node must get the image again: it lacks it, or has it under another
+/// image ID than the host's (the tag was rebuilt since it was loaded, e.g. in a reused
+/// run). `node_id` is `None` where the node lacks it. A host whose Docker keeps images
+/// in containerd reports the index digest, not the config digest, as the ID: there
+/// the IDs never match and images are always loaded again (correct, only slower).
+pub fn needs_load(host_id: &str, node_id: Option<&str>) -> bool {
+    node_id != Some(host_id)
 }
 
 /// The command that imports a `docker save` archive from stdin into the Kubernetes
@@ -169,12 +185,18 @@ pub async fn load(
         return Ok(report);
     }
     let images: Vec<String> = images.iter().map(|i| with_default_tag(i)).collect();
+    let mut host_ids = Vec::new();
     for image in &images {
         if docker.inspect_image(image).await.is_err() {
             tracing::info!(image, "pulling on the host");
             pull_within(docker, image, pull_timeout).await?;
             report.pulled.push(image.clone());
         }
+        let inspected = docker.inspect_image(image).await.map_err(|e| KindError::Image {
+            image: image.clone(),
+            detail: format!("inspect on the host: {e}"),
+        })?;
+        host_ids.push((image.clone(), inspected.id.unwrap_or_default()));
     }
     let all_platforms = match docker.info().await {
         Ok(info) => !uses_containerd_image_store(&info),
@@ -182,8 +204,9 @@ pub async fn load(
     };
 
     // Which nodes lack something, and their snapshotters.
-    let checks =
-        nodes.iter().map(|(cluster, node)| node_state(docker, cluster, node, &images, privileged));
+    let checks = nodes
+        .iter()
+        .map(|(cluster, node)| node_state(docker, cluster, node, &host_ids, privileged));
     let states = futures::future::try_join_all(checks).await?;
     let needing: Vec<&NodeState> = states.iter().filter(|s| s.missing).collect();
     report.skipped = states.iter().filter(|s| !s.missing).map(|s| s.cluster.clone()).collect();
@@ -228,11 +251,12 @@ struct NodeState {
     missing: bool,
 }
 
+/// The node's snapshotter, and whether it lacks one of `images` (image, host image ID).
 async fn node_state(
     docker: &Docker,
     cluster: &str,
     node: &str,
-    images: &[String],
+    images: &[(String, String)],
     privileged: bool,
 ) -> Result<NodeState, KindError> {
     let run = |step: &'static str, argv: Vec<String>| async move {
@@ -250,8 +274,10 @@ async fn node_state(
     }
     let snapshotter = snapshotter_from_config_dump(&dump.stdout_text());
     let mut missing = false;
-    for image in images {
-        if run("crictl inspecti", inspect_argv(image)).await?.exit_code != 0 {
+    for (image, host_id) in images {
+        let out = run("crictl inspecti", inspect_argv(image)).await?;
+        let node_id = (out.exit_code == 0).then(|| image_id_from_inspect(&out.stdout_text()));
+        if needs_load(host_id, node_id.flatten().as_deref()) {
             missing = true;
             break;
         }
@@ -289,9 +315,21 @@ mod tests {
         );
         assert_eq!(
             inspect_argv("istio/pilot:1.30.3").join(" "),
-            "crictl inspecti -q istio/pilot:1.30.3"
+            "crictl inspecti -o json istio/pilot:1.30.3"
         );
         assert_eq!(config_dump_argv().join(" "), "containerd config dump");
+    }
+
+    #[test]
+    fn an_image_is_loaded_again_when_the_node_has_another_id_for_its_tag() {
+        let inspect =
+            r#"{"status":{"id":"sha256:aaa","repoTags":["istio/pilot:1.30.3"]},"info":{}}"#;
+        assert_eq!(image_id_from_inspect(inspect).as_deref(), Some("sha256:aaa"));
+        assert_eq!(image_id_from_inspect("not json"), None);
+        assert_eq!(image_id_from_inspect(r#"{"status":{}}"#), None);
+        assert!(!needs_load("sha256:aaa", Some("sha256:aaa")));
+        assert!(needs_load("sha256:bbb", Some("sha256:aaa")), "the tag was rebuilt");
+        assert!(needs_load("sha256:aaa", None), "the node lacks it");
     }
 
     #[test]

@@ -20,8 +20,9 @@ pub enum KubeadmError {
     #[error("`{0}` (from /kind/version) is not a Kubernetes version like v1.35.0")]
     Malformed(String),
     #[error(
-        "Kubernetes {0} is older than 1.23: its kubeadm lacks the v1beta3 config API; \
-         choose a newer node image"
+        "Kubernetes {0} is older than 1.24: the kubelet configuration this provider \
+         writes (systemd cgroup driver, no dockershim) needs 1.24 or later; choose a newer \
+         node image"
     )]
     TooOld(KubeVersion),
 }
@@ -69,10 +70,14 @@ impl fmt::Display for KubeVersion {
     }
 }
 
+/// The oldest Kubernetes minor this provider bootstraps.
+pub const MIN_MINOR: u32 = 24;
+
 /// The kubeadm config API a Kubernetes version reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KubeadmApi {
-    /// `kubeadm.k8s.io/v1beta3`: Kubernetes 1.23 to 1.35; extraArgs are maps.
+    /// `kubeadm.k8s.io/v1beta3`: Kubernetes 1.24 ([`MIN_MINOR`]) to 1.35 here (kubeadm
+    /// reads it from 1.23); extraArgs are maps.
     V1Beta3,
     /// `kubeadm.k8s.io/v1beta4`: Kubernetes 1.36 on; extraArgs are `{name, value}` lists.
     V1Beta4,
@@ -82,7 +87,7 @@ impl KubeadmApi {
     pub fn for_version(v: &KubeVersion) -> Result<Self, KubeadmError> {
         if v.at_least(36) {
             Ok(Self::V1Beta4)
-        } else if v.at_least(23) {
+        } else if v.at_least(MIN_MINOR) {
             Ok(Self::V1Beta3)
         } else {
             Err(KubeadmError::TooOld(v.clone()))
@@ -102,7 +107,7 @@ impl KubeadmApi {
 pub struct KubeadmConfig {
     /// kind's cluster name (`clusterName`, the provider id).
     pub cluster_name: String,
-    /// The node (and container) name: `<cluster>-control-plane`.
+    /// The node (and container) name: `ecp-<run id>-<cluster>-control-plane`.
     pub node_name: String,
     pub kubernetes_version: KubeVersion,
     /// The node container's address on the shared network.
@@ -293,7 +298,8 @@ mod tests {
 
     #[rstest]
     #[case("v1.22.17", None)]
-    #[case("v1.23.0", Some(KubeadmApi::V1Beta3))]
+    #[case("v1.23.17", None)]
+    #[case("v1.24.0", Some(KubeadmApi::V1Beta3))]
     #[case("v1.35.0", Some(KubeadmApi::V1Beta3))]
     #[case("v1.36.1", Some(KubeadmApi::V1Beta4))]
     #[case("v1.40.0", Some(KubeadmApi::V1Beta4))]
@@ -304,8 +310,9 @@ mod tests {
 
     #[test]
     fn old_kubernetes_is_refused_with_advice() {
-        let err = config("v1.22.17").render().unwrap_err();
+        let err = config("v1.23.17").render().unwrap_err();
         assert!(err.to_string().contains("choose a newer node image"), "{err}");
+        assert!(err.to_string().contains("older than 1.24"), "{err}");
     }
 
     #[test]

@@ -20,6 +20,24 @@ use crate::kube::apply::{ApplyError, ApplyOptions, apply_yaml};
 pub const METALLB_VERSION: &str = "v0.14.3";
 /// Where that release's native manifest is published.
 pub const NATIVE_MANIFEST_URL: &str = "https://raw.githubusercontent.com/metallb/metallb/v0.14.3/config/manifests/metallb-native.yaml";
+/// SHA-256 of [`NATIVE_MANIFEST_URL`]'s content (istio-release.md "Corrections"): a
+/// fetched or cached copy is used only when it matches.
+pub const NATIVE_MANIFEST_SHA256: &str =
+    "df1ca995d3dc7f033cb5424a186ebdde69305e3beb688c5cb4d3271d71b1883c";
+
+/// Checks `text` against [`NATIVE_MANIFEST_SHA256`]; the error names what was found.
+pub fn verify_native_manifest(text: &str) -> Result<(), String> {
+    use sha2::{Digest, Sha256};
+    let found = hex::encode(Sha256::digest(text.as_bytes()));
+    if found == NATIVE_MANIFEST_SHA256 {
+        Ok(())
+    } else {
+        Err(format!(
+            "MetalLB {METALLB_VERSION}'s manifest has SHA-256 {found}, not the published \
+             {NATIVE_MANIFEST_SHA256}"
+        ))
+    }
+}
 pub const NAMESPACE: &str = "metallb-system";
 /// How long MetalLB's pods may take to become Ready (Istio: 120 s).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -125,10 +143,11 @@ pub fn pool_manifests(range: AddressRange) -> String {
 /// Where MetalLB's native manifest comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum MetalLbManifest {
-    /// [`NATIVE_MANIFEST_URL`], fetched once into the cache directory.
+    /// [`NATIVE_MANIFEST_URL`], fetched once into the cache directory; fetched and
+    /// cached copies are verified against [`NATIVE_MANIFEST_SHA256`].
     #[default]
     Upstream,
-    /// A local copy (e.g. Istio's vendored one).
+    /// A local copy (e.g. Istio's vendored one), the user's choice: used unverified.
     Path(PathBuf),
 }
 
@@ -146,11 +165,15 @@ impl MetalLbManifest {
                     .join(METALLB_VERSION)
                     .join("metallb-native.yaml");
                 if let Ok(text) = tokio::fs::read_to_string(&cached).await {
-                    return Ok(text);
+                    return verify_native_manifest(&text).map(|()| text).map_err(|e| {
+                        bad(format!("{e}: remove {} to fetch it again", cached.display()))
+                    });
                 }
                 let text = fetch(NATIVE_MANIFEST_URL)
                     .await
                     .map_err(|e| bad(format!("fetch {NATIVE_MANIFEST_URL}: {e}")))?;
+                verify_native_manifest(&text)
+                    .map_err(|e| bad(format!("{e} (fetched from {NATIVE_MANIFEST_URL})")))?;
                 if let Some(dir) = cached.parent() {
                     let _ = tokio::fs::create_dir_all(dir).await;
                 }
@@ -306,6 +329,15 @@ pub fn daemonset_ready(d: Option<&DaemonSet>) -> bool {
 mod tests {
     use super::*;
     use k8s_openapi::api::apps::v1::{DaemonSetStatus, DeploymentCondition, DeploymentStatus};
+
+    #[test]
+    fn a_manifest_other_than_the_published_one_is_refused_naming_both_digests() {
+        let err = verify_native_manifest("apiVersion: v1\nkind: Namespace\n").unwrap_err();
+        assert!(err.contains(NATIVE_MANIFEST_SHA256), "{err}");
+        assert!(err.contains("v0.14.3"), "{err}");
+        let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert!(verify_native_manifest("").unwrap_err().contains(empty));
+    }
 
     fn net(s: &str) -> Ipv4Net {
         s.parse().unwrap()

@@ -98,14 +98,19 @@ impl RegistryMirror {
     }
 }
 
+/// The `version = N` of a containerd configuration (1 where it says none).
+pub fn config_version(config: &str) -> u32 {
+    config
+        .lines()
+        .filter_map(|l| l.trim().replace(' ', "").strip_prefix("version=")?.parse().ok())
+        .next()
+        .unwrap_or(1)
+}
+
 /// The CRI registry table of containerd's configuration: config version 3
-/// (containerd 2) moved it under the images plugin.
+/// (containerd 2) moved it under the images plugin, and later versions keep it there.
 fn registry_table(config: &str) -> &'static str {
-    let v3 = config.lines().any(|l| {
-        let l = l.trim().replace(' ', "");
-        l == "version=3"
-    });
-    if v3 {
+    if config_version(config) >= 3 {
         r#"plugins."io.containerd.cri.v1.images".registry"#
     } else {
         r#"plugins."io.containerd.grpc.v1.cri".registry"#
@@ -225,6 +230,22 @@ mod tests {
             patch_containerd_config(empty_table),
             "[plugins.'io.containerd.grpc.v1.cri'.registry]\n  config_path = \"/etc/containerd/certs.d\"\n[other]\n"
         );
+    }
+
+    #[test]
+    fn config_versions_from_3_up_use_the_images_plugin_table() {
+        assert_eq!(config_version("version = 2\n"), 2);
+        assert_eq!(config_version("# no version\n[plugins]\n"), 1);
+        assert_eq!(config_version("version=4\n"), 4);
+        for v in ["version = 3", "version = 4", "version=10"] {
+            let patched = patch_containerd_config(&format!("{v}\n"));
+            assert!(
+                patched.contains("[plugins.\"io.containerd.cri.v1.images\".registry]"),
+                "{patched}"
+            );
+        }
+        let patched = patch_containerd_config("version = 2\n");
+        assert!(patched.contains("[plugins.\"io.containerd.grpc.v1.cri\".registry]"), "{patched}");
     }
 
     #[test]

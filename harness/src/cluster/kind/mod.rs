@@ -29,11 +29,14 @@
 
 pub mod bootstrap;
 pub mod exec;
+pub mod host;
 pub mod images;
 pub mod kubeadm;
 pub mod metallb;
 pub mod mirror;
 pub mod node;
+pub mod node_image;
+pub mod proxy;
 pub mod routes;
 
 use std::collections::{BTreeMap, HashMap};
@@ -53,10 +56,12 @@ use crate::topology::{ClusterSpec, RuntimeAddrs, Topology};
 use crate::version::IstioVersion;
 
 pub use bootstrap::{Step, plan};
+pub use host::HostSettings;
 pub use images::LoadReport;
 pub use metallb::{AddressRange, MetalLbManifest};
 pub use mirror::RegistryMirror;
-pub use node::{NodeContainerSpec, node_image_for};
+pub use node::NodeContainerSpec;
+pub use node_image::{KNOWN_NODE_IMAGES, KnownNodeImage, node_image_for};
 
 /// What to start and how.
 #[derive(Debug, Clone)]
@@ -112,7 +117,7 @@ impl KindOptions {
 
     /// The newest known node image for the Istio release ([`node_image_for`]).
     pub fn for_istio(istio: IstioVersion, run_id: RunId) -> Result<Self, KindError> {
-        Ok(Self::new(node_image_for(istio)?.image, run_id))
+        Ok(Self::new(node_image_for(istio)?.reference(), run_id))
     }
 }
 
@@ -122,7 +127,7 @@ pub enum KindError {
     #[error(transparent)]
     Cluster(#[from] ClusterError),
     #[error(transparent)]
-    NoNodeImage(#[from] node::NoNodeImage),
+    NoNodeImage(#[from] node_image::NoNodeImage),
     #[error("the kind provider cannot run on this machine:\n{}", bullet(.problems))]
     Preflight { problems: Vec<String> },
     #[error("cluster {cluster}: step `{step}`: {source}")]
@@ -197,7 +202,7 @@ impl KindError {
 #[derive(Debug, Clone)]
 pub struct KindCluster {
     pub spec: ClusterSpec,
-    /// The node container's (and node's) name, `<cluster>-control-plane`.
+    /// The node container's (and node's) name, `ecp-<run id>-<cluster>-control-plane`.
     pub node: String,
     pub container_id: String,
     /// The node's address on the shared network.
@@ -273,11 +278,27 @@ impl KindRun {
             armed: true,
             _tempdir: tempdir,
         };
-        run.subnet = create_network(&docker, &opts.network, opts.internal_network, &labels).await?;
+        let host = HostSettings::detect(&docker).await.map_err(KindError::docker("docker info"))?;
+        tracing::debug!(?host, "host settings for the nodes");
+        run.subnet = create_network(
+            &docker,
+            &opts.network,
+            opts.internal_network,
+            &labels,
+            &host.network_options(),
+        )
+        .await?;
 
+        let proxy_env = host
+            .proxy
+            .as_ref()
+            .map(|p| {
+                p.node_env(&no_proxy_subnets(run.subnet, topology), &node_names(topology, opts))
+            })
+            .unwrap_or_default();
         let mut nodes = Vec::new();
         for spec in &topology.clusters {
-            nodes.push(start_node(&docker, spec, opts).await?);
+            nodes.push(start_node(&docker, spec, opts, &host, &proxy_env).await?);
         }
         let boots = nodes.iter().map(|n| {
             let span =
@@ -437,14 +458,29 @@ fn run_dir(opts: &KindOptions) -> Result<(PathBuf, Option<tempfile::TempDir>), K
     }
 }
 
-/// Creates the run's user-defined bridge network and returns its IPv4 subnet.
+/// The subnets that must not go through a proxy: the run network's and every
+/// cluster's pod and service ranges.
+fn no_proxy_subnets(network: Ipv4Net, topology: &Topology) -> Vec<Ipv4Net> {
+    std::iter::once(network)
+        .chain(topology.clusters.iter().flat_map(|c| [c.pod_subnet, c.service_subnet]))
+        .collect()
+}
+
+/// The node names of the run, in topology order.
+fn node_names(topology: &Topology, opts: &KindOptions) -> Vec<String> {
+    topology.clusters.iter().map(|c| node::node_name(&opts.run_id, &c.name)).collect()
+}
+
+/// Creates the run's user-defined bridge network with the driver `options` (the
+/// host's MTU, [`HostSettings::network_options`]) and returns its IPv4 subnet.
 pub async fn create_network(
     docker: &Docker,
     name: &str,
     internal: bool,
     labels: &HashMap<String, String>,
+    options: &HashMap<String, String>,
 ) -> Result<Ipv4Net, KindError> {
-    docker::create_network(docker, name, internal, labels).await?;
+    docker::create_network(docker, name, internal, labels, options).await?;
     let info = docker
         .inspect_network(name, None)
         .await
@@ -475,8 +511,10 @@ async fn start_node(
     docker: &Docker,
     spec: &ClusterSpec,
     opts: &KindOptions,
+    host: &HostSettings,
+    proxy_env: &[String],
 ) -> Result<StartedNode, KindError> {
-    let node = NodeContainerSpec::for_cluster(spec, opts);
+    let node = NodeContainerSpec::for_cluster(spec, opts).on_host(host, proxy_env);
     let created = docker
         .create_container(Some(node.create_options()), node.body.clone())
         .await
@@ -653,6 +691,11 @@ pub async fn preflight(
     };
     if let Ok(info) = docker.info().await {
         report.warnings.extend(images::host_warnings(&info));
+        let version = docker.version().await.ok();
+        if let Some(problem) = host::rootless_problem(&info, version.as_ref()) {
+            problems.push(problem);
+            return Err(KindError::Preflight { problems });
+        }
     }
     report.warnings.extend(inotify_warnings());
     if docker.inspect_image(&opts.node_image).await.is_err() {

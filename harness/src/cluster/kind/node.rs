@@ -10,9 +10,9 @@ use bollard::models::{
 use bollard::query_parameters::{CreateContainerOptions, CreateContainerOptionsBuilder};
 
 use super::KindOptions;
-use crate::cluster::{CLUSTER_LABEL, docker};
+use super::host::HostSettings;
+use crate::cluster::{CLUSTER_LABEL, RunId, docker};
 use crate::topology::ClusterSpec;
-use crate::version::IstioVersion;
 
 /// The API server's port inside the node (and on the shared network).
 pub const API_SERVER_PORT: u16 = 6443;
@@ -25,54 +25,11 @@ pub const PROVIDER: &str = "kind";
 /// The admin kubeconfig kubeadm writes inside the node.
 pub const ADMIN_KUBECONFIG: &str = "/etc/kubernetes/admin.conf";
 
-/// A node image a kind release publishes as its default (kind-node.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KnownNodeImage {
-    pub kind_release: &'static str,
-    pub image: &'static str,
-    pub kubernetes_minor: u32,
-}
-
-/// The default node images of the kind releases this provider follows, oldest first.
-/// Tags only: pin a digest through [`KindOptions::node_image`] where it matters (kind's
-/// maintainers support a node image only with the kind release it came with).
-pub const KNOWN_NODE_IMAGES: &[KnownNodeImage] = &[
-    KnownNodeImage { kind_release: "v0.29", image: "kindest/node:v1.33.1", kubernetes_minor: 33 },
-    KnownNodeImage { kind_release: "v0.30", image: "kindest/node:v1.34.0", kubernetes_minor: 34 },
-    KnownNodeImage { kind_release: "v0.31", image: "kindest/node:v1.35.0", kubernetes_minor: 35 },
-    KnownNodeImage { kind_release: "v0.32", image: "kindest/node:v1.36.1", kubernetes_minor: 36 },
-];
-
-/// No known node image runs a Kubernetes version the Istio release supports.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error(
-    "no known kindest/node image runs a Kubernetes version Istio {istio} supports \
-     (1.{lo} to 1.{hi}); the known ones are {known}: choose one with --node-image \
-     (e.g. kindest/node:v1.{hi}.<patch> from the kind release notes)"
-)]
-pub struct NoNodeImage {
-    pub istio: IstioVersion,
-    pub lo: u32,
-    pub hi: u32,
-    pub known: String,
-}
-
-/// The newest known node image whose Kubernetes minor the Istio release supports.
-pub fn node_image_for(istio: IstioVersion) -> Result<&'static KnownNodeImage, NoNodeImage> {
-    let (lo, hi) = istio.kubernetes_minors();
-    KNOWN_NODE_IMAGES.iter().rev().find(|i| (lo..=hi).contains(&i.kubernetes_minor)).ok_or_else(
-        || NoNodeImage {
-            istio,
-            lo,
-            hi,
-            known: KNOWN_NODE_IMAGES.iter().map(|i| i.image).collect::<Vec<_>>().join(", "),
-        },
-    )
-}
-
-/// The node's container (and host, and Kubernetes node) name.
-pub fn node_name(cluster_name: &str) -> String {
-    format!("{cluster_name}-control-plane")
+/// The node's container (and host, and Kubernetes node) name:
+/// `ecp-<run id>-<cluster>-control-plane`, kind's `<cluster>-control-plane` with the
+/// run id in front, so that two runs of one topology on a Docker host do not collide.
+pub fn node_name(run_id: &RunId, cluster_name: &str) -> String {
+    format!("ecp-{run_id}-{cluster_name}-control-plane")
 }
 
 /// A node container to create: its name and the full create request.
@@ -85,7 +42,7 @@ pub struct NodeContainerSpec {
 impl NodeContainerSpec {
     /// kind's control-plane node for `cluster`, on the run's shared network.
     pub fn for_cluster(cluster: &ClusterSpec, opts: &KindOptions) -> Self {
-        let name = node_name(&cluster.name);
+        let name = node_name(&opts.run_id, &cluster.name);
         let mut labels = docker::labels(&opts.run_id, PROVIDER);
         labels.insert(CLUSTER_LABEL.to_string(), cluster.name.clone());
         labels.insert(KIND_CLUSTER_LABEL.to_string(), cluster.name.clone());
@@ -144,6 +101,14 @@ impl NodeContainerSpec {
         Self { name, body }
     }
 
+    /// What this Docker host needs ([`HostSettings::apply`]) and the proxy variables
+    /// ([`super::proxy::ProxyEnv::node_env`]) added to the node.
+    pub fn on_host(mut self, host: &HostSettings, proxy_env: &[String]) -> Self {
+        host.apply(&mut self.body);
+        self.body.env.get_or_insert_with(Vec::new).extend(proxy_env.iter().cloned());
+        self
+    }
+
     pub fn create_options(&self) -> CreateContainerOptions {
         CreateContainerOptionsBuilder::new().name(&self.name).build()
     }
@@ -152,7 +117,7 @@ impl NodeContainerSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{RUN_ID_LABEL, RunId};
+    use crate::cluster::RUN_ID_LABEL;
     use crate::topology::{NetworkMode, Topology};
 
     fn options() -> KindOptions {
@@ -165,10 +130,10 @@ mod tests {
     fn node_container_has_every_option_kind_sets() {
         let t = Topology::new(1, NetworkMode::default()).unwrap();
         let spec = NodeContainerSpec::for_cluster(t.config(), &options());
-        assert_eq!(spec.name, "config-control-plane");
+        assert_eq!(spec.name, "ecp-0123456789-config-control-plane");
         let b = &spec.body;
         assert_eq!(b.image.as_deref(), Some("kindest/node:v1.35.0"));
-        assert_eq!(b.hostname.as_deref(), Some("config-control-plane"));
+        assert_eq!(b.hostname.as_deref(), Some("ecp-0123456789-config-control-plane"));
         assert_eq!(b.tty, Some(true));
         assert_eq!(
             b.env.as_deref().unwrap(),
@@ -246,24 +211,44 @@ mod tests {
     }
 
     #[test]
-    fn node_image_is_the_newest_known_within_istios_range() {
-        let pick = |v: &str| node_image_for(v.parse().unwrap()).map(|i| i.image);
-        assert_eq!(pick("1.30.3"), Ok("kindest/node:v1.36.1"));
-        assert_eq!(pick("1.29.6"), Ok("kindest/node:v1.35.0"));
-        assert_eq!(pick("1.28.0"), Ok("kindest/node:v1.34.0"));
-        assert_eq!(pick("1.27.0"), Ok("kindest/node:v1.33.1"));
-        assert_eq!(pick("1.26.0"), Ok("kindest/node:v1.33.1"));
-        let err = pick("1.25.0").unwrap_err();
-        assert_eq!((err.lo, err.hi), (29, 32));
-        let msg = err.to_string();
-        assert!(msg.contains("--node-image") && msg.contains("1.29 to 1.32"), "{msg}");
-        assert!(pick("1.22.0").is_err());
+    fn two_runs_of_one_topology_get_different_node_and_network_names() {
+        let t = Topology::new(1, NetworkMode::default()).unwrap();
+        let a = KindOptions::new("i", RunId::from_existing("aaaaaaaaaa"));
+        let b = KindOptions::new("i", RunId::from_existing("bbbbbbbbbb"));
+        let (na, nb) = (
+            NodeContainerSpec::for_cluster(t.config(), &a),
+            NodeContainerSpec::for_cluster(t.config(), &b),
+        );
+        assert_ne!(na.name, nb.name);
+        assert_ne!(a.network, b.network);
+        assert_eq!(na.name, "ecp-aaaaaaaaaa-config-control-plane");
+        assert_eq!(a.network, "ecp-kind-aaaaaaaaaa");
+        // A Kubernetes node name is a DNS label: the longest cluster name still fits.
+        assert!(node_name(&RunId::new(), "remote8").len() <= 63);
     }
 
     #[test]
-    fn every_known_image_is_tagged_with_its_kubernetes_minor() {
-        for i in KNOWN_NODE_IMAGES {
-            assert!(i.image.starts_with(&format!("kindest/node:v1.{}.", i.kubernetes_minor)));
-        }
+    fn host_needs_and_proxy_variables_are_added_to_kinds_options() {
+        let t = Topology::new(1, NetworkMode::default()).unwrap();
+        let host = HostSettings { userns_host: true, dev_mapper: true, ..Default::default() };
+        let proxy = ["HTTP_PROXY=http://proxy.example:3128".to_string()];
+        let spec = NodeContainerSpec::for_cluster(t.config(), &options()).on_host(&host, &proxy);
+        let env = spec.body.env.as_deref().unwrap();
+        assert_eq!(
+            env,
+            [
+                "KUBECONFIG=/etc/kubernetes/admin.conf",
+                "container=docker",
+                "HTTP_PROXY=http://proxy.example:3128"
+            ]
+        );
+        let h = spec.body.host_config.unwrap();
+        assert_eq!(h.userns_mode.as_deref(), Some("host"));
+        assert_eq!(h.binds.unwrap(), ["/lib/modules:/lib/modules:ro", "/dev/mapper:/dev/mapper"]);
+        assert_eq!(h.privileged, Some(true), "kind's own options stay");
+
+        let plain = NodeContainerSpec::for_cluster(t.config(), &options())
+            .on_host(&HostSettings::default(), &[]);
+        assert_eq!(plain.body, NodeContainerSpec::for_cluster(t.config(), &options()).body);
     }
 }

@@ -39,11 +39,17 @@ case \"$*\" in *' apply -f -') cat >> /tmp/applied; echo '---' >> /tmp/applied;;
 /// `containerd config dump` prints the node's configuration.
 const CONTAINERD: &str =
     "#!/bin/sh\necho \"containerd $*\" >> /tmp/calls\ncat /etc/containerd/config.toml\n";
-/// `crictl inspecti` finds an image once `ctr` imported an archive.
-const CRICTL: &str = "#!/bin/sh\necho \"crictl $*\" >> /tmp/calls\ntest -f /tmp/imported\n";
-/// `ctr images import -` lists the archive it reads from stdin.
+/// `crictl inspecti -o json` finds an image once `ctr` imported an archive, under the
+/// image ID the archive's manifest names.
+const CRICTL: &str = "#!/bin/sh\necho \"crictl $*\" >> /tmp/calls\n\
+test -s /tmp/imported-id || exit 1\n\
+printf '{\"status\":{\"id\":\"sha256:%s\"}}\\n' \"$(cat /tmp/imported-id)\"\n";
+/// `ctr images import -` lists the archive it reads from stdin and keeps the image ID
+/// (the config's digest) its `manifest.json` names.
 const CTR: &str = "#!/bin/sh\necho \"ctr $*\" >> /tmp/calls\n\
-tar -tf - > /tmp/archive-list && touch /tmp/imported\n";
+cat > /tmp/archive.tar && tar -tf /tmp/archive.tar > /tmp/archive-list\n\
+tar -xOf /tmp/archive.tar manifest.json | sed -n 's/.*\"Config\":\"\\([^\"]*\\)\".*/\\1/p' \\\n\
+  | sed 's|^blobs/sha256/||; s|[.]json$||' > /tmp/imported-id\nrm /tmp/archive.tar\n";
 const SYSTEMCTL: &str = "#!/bin/sh\necho \"systemctl $*\" >> /tmp/calls\n";
 const CNI: &str = "# would you kindly template this file\nkind: DaemonSet\nenv:\n- name: POD_SUBNET\n  value: {{ .PodSubnet }}\n";
 const CONTAINERD_TOML: &str = "version = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"overlayfs\"\n";
@@ -161,19 +167,20 @@ async fn fixture() -> Fixture {
     opts.mount_lib_modules = false;
     opts.systemd_timeout = Duration::from_secs(20);
     let labels = docker::labels(&run_id, "kind-test");
-    let subnet = create_network(&docker, &opts.network, true, &labels).await.unwrap();
+    let subnet =
+        create_network(&docker, &opts.network, true, &labels, &HashMap::new()).await.unwrap();
     assert!(subnet.prefix_len() <= 30, "{subnet}");
     let topology = Topology::new(1, NetworkMode::default()).unwrap();
     Fixture { docker, opts, topology, _cleanup: cleanup }
 }
 
-/// Starts a node for the first cluster under a run-unique name (container names are
-/// global; parallel tests must not collide).
+/// Starts a node for the first cluster; its name carries the run id (container names
+/// are global; parallel tests must not collide).
 async fn start_test_node(f: &Fixture) -> StartedNode {
-    let mut spec = f.topology.clusters[0].clone();
-    spec.name = format!("{}-{}", f.opts.run_id, spec.name);
-    let started = start_node(&f.docker, &spec, &f.opts).await.unwrap();
-    assert_eq!(started.name, node::node_name(&spec.name));
+    let spec = f.topology.clusters[0].clone();
+    let started =
+        start_node(&f.docker, &spec, &f.opts, &HostSettings::default(), &[]).await.unwrap();
+    assert_eq!(started.name, node::node_name(&f.opts.run_id, &spec.name));
     started
 }
 
@@ -444,12 +451,15 @@ fn admin_credentials_are_decoded_and_never_debug_printed() {
 #[test]
 fn options_for_an_istio_release_pick_its_node_image() {
     let o = KindOptions::for_istio("1.29.6".parse().unwrap(), RunId::from_existing("r1")).unwrap();
-    assert_eq!(o.node_image, "kindest/node:v1.35.0");
+    assert_eq!(
+        o.node_image,
+        "kindest/node:v1.35.5@sha256:ce977ae6d65918d0b58a5f8b5e940429c2ce42fa3a5619ec2bbc60b949c0ac95"
+    );
     assert_eq!(o.network, "ecp-kind-r1");
     assert!(!o.internal_network && o.mount_lib_modules);
     assert_eq!(o.node_ready_timeout, Duration::from_secs(180));
-    let err = KindOptions::for_istio("1.23.0".parse().unwrap(), RunId::new()).unwrap_err();
-    assert!(err.to_string().contains("--node-image"), "{err}");
+    let o = KindOptions::for_istio("1.23.0".parse().unwrap(), RunId::new()).unwrap();
+    assert!(o.node_image.starts_with("kindest/node:v1.30.13@sha256:"), "{}", o.node_image);
 }
 
 #[tokio::test]
@@ -550,16 +560,12 @@ async fn images_are_saved_once_and_streamed_into_nodes_that_lack_them() {
     let nodes = vec![(n.spec.name.clone(), n.name.clone())];
     // The stand-in node image itself: present on the host, so nothing is pulled.
     let image = f.opts.node_image.clone();
-    let report = images::load(
-        &f.docker,
-        &nodes,
-        std::slice::from_ref(&image),
-        dir.path(),
-        f.opts.privileged,
-        f.opts.image_pull_timeout,
-    )
-    .await
-    .unwrap();
+    let load = || async {
+        let images = std::slice::from_ref(&image);
+        let (privileged, timeout) = (f.opts.privileged, f.opts.image_pull_timeout);
+        images::load(&f.docker, &nodes, images, dir.path(), privileged, timeout).await.unwrap()
+    };
+    let report = load().await;
     assert!(report.pulled.is_empty(), "{report:?}");
     assert_eq!(report.loaded, std::slice::from_ref(&n.spec.name));
     assert!(report.skipped.is_empty());
@@ -572,7 +578,7 @@ async fn images_are_saved_once_and_streamed_into_nodes_that_lack_them() {
         calls.lines().collect::<Vec<_>>(),
         [
             "containerd config dump".to_string(),
-            format!("crictl inspecti -q {image}"),
+            format!("crictl inspecti -o json {image}"),
             images::import_argv("overlayfs", all_platforms).join(" "),
         ]
     );
@@ -581,16 +587,12 @@ async fn images_are_saved_once_and_streamed_into_nodes_that_lack_them() {
     assert!(listed.lines().any(|l| l == "manifest.json"), "{listed}");
     // The archive is gone; a second load finds the image and skips the node.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-    let again = images::load(
-        &f.docker,
-        &nodes,
-        std::slice::from_ref(&image),
-        dir.path(),
-        f.opts.privileged,
-        f.opts.image_pull_timeout,
-    )
-    .await
-    .unwrap();
+    let again = load().await;
     assert_eq!(again.skipped, std::slice::from_ref(&n.spec.name));
     assert!(again.loaded.is_empty());
+    // The node now knows the tag under another image ID (the tag was rebuilt on the
+    // host since): the image is loaded again.
+    sh(&f, &n.name, "echo 0000 > /tmp/imported-id").await;
+    let rebuilt = load().await;
+    assert_eq!(rebuilt.loaded, std::slice::from_ref(&n.spec.name));
 }
