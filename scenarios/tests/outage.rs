@@ -151,12 +151,13 @@ async fn ingress_request(ip: std::net::IpAddr) -> Result<(), String> {
     parse_greeting(&body).map(|_| ()).ok_or_else(|| format!("no greeting: {body:.200}"))
 }
 
-/// The external cluster's node container (kind names it `<cluster>-control-plane`).
+/// The external cluster's node container (`ecp-<run id>-<cluster>-control-plane`).
 async fn external_node(t: &TopologyFile) -> String {
     let d = docker::connect().await.unwrap_or_else(|e| panic!("{e}"));
     let filter = format!("{}={}", ecp_harness::cluster::RUN_ID_LABEL, t.run_id);
     let labelled = docker::list_labelled(&d, &filter).await.unwrap_or_else(|e| panic!("{e}"));
-    let node = kind::node::node_name(&t.external().name);
+    let run_id = ecp_harness::cluster::RunId::from_existing(t.run_id.clone());
+    let node = kind::node::node_name(&run_id, &t.external().name);
     labelled
         .containers
         .iter()
