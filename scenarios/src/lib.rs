@@ -91,7 +91,13 @@ pub fn run_dir() -> Option<PathBuf> {
 
 /// Where scenarios write figures for the report: `<run dir>/figures`.
 pub fn figures_dir() -> Option<PathBuf> {
-    run_dir().map(|d| d.join("figures"))
+    run_dir().map(|d| figures_dir_in(&d))
+}
+
+/// The figures directory of the run whose topology file is in `run_dir`; `cargo
+/// xtask e2e` reads it into the report.
+pub fn figures_dir_in(run_dir: &Path) -> PathBuf {
+    run_dir.join("figures")
 }
 
 /// The scenario named `name`.
