@@ -1,7 +1,8 @@
 //! The conformance report of one Istio version: a JUnit file (install steps and
 //! scenarios as test cases) and a Markdown summary (version, installer, topology,
 //! per scenario passed / flaky / failed / not run with durations, step timings, and
-//! what was not run and why). Scenario results come from nextest's JUnit output.
+//! what was not run and why). Scenario results come from nextest's JUnit output; the
+//! outage figures from the files the `outage` scenario writes ([`OutageReport`]).
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -12,6 +13,7 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, T
 
 use crate::execute::StepRecord;
 use crate::install::Installer;
+use crate::outage::{self, OutageFigures};
 use crate::topology::Topology;
 use crate::version::IstioVersion;
 
@@ -47,6 +49,49 @@ pub struct NotRun {
     pub why: String,
 }
 
+/// The outage figures of one version, read from the figures directory after the
+/// scenarios ran. A variant without figures (the scenario was not selected, or failed
+/// before writing them) is reported as "not measured", never as zeros.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutageReport {
+    /// The figures found, by variant name.
+    pub figures: Vec<OutageFigures>,
+    /// Each figures file that could not be read, naming the file.
+    pub errors: Vec<String>,
+}
+
+impl OutageReport {
+    /// Reads every `outage-*.json` of `dir`; a missing `dir` means nothing measured.
+    pub fn read(dir: &Path) -> Self {
+        let (figures, errors) = OutageFigures::read_each(dir);
+        Self { figures, errors: errors.iter().map(ToString::to_string).collect() }
+    }
+
+    /// The known variants in their order, then any other variant found.
+    fn variants(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = outage::VARIANTS.to_vec();
+        for f in &self.figures {
+            if !names.contains(&f.variant.as_str()) {
+                names.push(&f.variant);
+            }
+        }
+        names
+    }
+
+    fn of(&self, variant: &str) -> Option<&OutageFigures> {
+        self.figures.iter().find(|f| f.variant == variant)
+    }
+}
+
+const NOT_MEASURED: &str = "not measured";
+
+fn recovery_value(seconds: Option<f64>) -> String {
+    match seconds {
+        Some(s) => format!("{s:.1}"),
+        None => "did not recover within the timeout".into(),
+    }
+}
+
 /// Everything reported for one Istio version.
 #[derive(Debug, Clone)]
 pub struct VersionReport {
@@ -64,6 +109,8 @@ pub struct VersionReport {
     /// Why the run stopped before the scenarios (preflight, cluster start, install).
     pub setup_error: Option<String>,
     pub scenarios: Vec<ScenarioResult>,
+    /// The figures of the outage scenario's variants.
+    pub outages: OutageReport,
     pub not_run: Vec<NotRun>,
     /// The diagnostics bundle, relative to the report directory, if one was written.
     pub diagnostics: Option<PathBuf>,
@@ -142,12 +189,14 @@ fn first_lines(text: &str, n: usize) -> String {
 }
 
 impl VersionReport {
-    /// Every step succeeded, at least one scenario ran, and none failed.
+    /// Every step succeeded, at least one scenario ran, none failed, and every outage
+    /// figures file was readable (the report would otherwise lose what was measured).
     pub fn passed(&self) -> bool {
         self.setup_error.is_none()
             && self.steps.iter().all(|s| s.error.is_none())
             && self.scenarios.iter().any(|s| !matches!(s.status, ScenarioStatus::NotRun { .. }))
             && !self.scenarios.iter().any(|s| matches!(s.status, ScenarioStatus::Failed { .. }))
+            && self.outages.errors.is_empty()
     }
 
     /// `istio-1.30.3-istioctl`: this version's directory in the report directory.
@@ -228,8 +277,93 @@ impl VersionReport {
             s.set_message(format!("not run: {}", item.why));
             scenarios.add_test_case(TestCase::new(item.what.as_str(), s));
         }
+        self.outage_junit(&mut scenarios);
         report.add_test_suite(scenarios);
         report
+    }
+
+    /// The outage figures as properties of the scenarios suite
+    /// (`outage.<variant>.sent.<stream>`, `...failed.<stream>`, `...probe.<probe>`,
+    /// `...recovery_seconds.<what>`), `outage.<variant>` = `not measured` for a variant
+    /// without figures, and an error case per unreadable figures file.
+    fn outage_junit(&self, suite: &mut TestSuite) {
+        for variant in self.outages.variants() {
+            let key = format!("outage.{variant}");
+            let Some(f) = self.outages.of(variant) else {
+                suite.add_property((key.as_str(), NOT_MEASURED));
+                continue;
+            };
+            suite.add_property((key.as_str(), "measured"));
+            for s in &f.streams {
+                suite.add_property((format!("{key}.sent.{}", s.stream), s.sent.to_string()));
+                suite.add_property((format!("{key}.failed.{}", s.stream), s.failed.to_string()));
+            }
+            for p in &f.probes {
+                suite.add_property((format!("{key}.probe.{}", p.probe), p.outcome.clone()));
+            }
+            for r in &f.recoveries {
+                let name = format!("{key}.recovery_seconds.{}", r.what);
+                suite.add_property((name, recovery_value(r.seconds)));
+            }
+        }
+        for error in &self.outages.errors {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+            s.set_message(error.as_str());
+            suite.add_test_case(TestCase::new("outage figures", s));
+        }
+    }
+
+    /// Why the outage variants were not measured, if the run knows.
+    fn not_measured(&self) -> String {
+        match self.not_run.iter().find(|n| n.what == "outage") {
+            Some(n) => format!("{NOT_MEASURED} (outage not run: {})", one_line(&n.why)),
+            None => NOT_MEASURED.to_string(),
+        }
+    }
+
+    fn outage_markdown(&self, md: &mut String) {
+        let _ = writeln!(md, "\n## Outage figures\n");
+        let _ = writeln!(
+            md,
+            "Requests sent and failed during each outage, the admission outcome of each \
+             probe, and how long after the restore each recovery took (measured, not \
+             asserted).\n"
+        );
+        for error in &self.outages.errors {
+            let _ = writeln!(md, "- Unreadable figures: {}", one_line(error));
+        }
+        if !self.outages.errors.is_empty() {
+            md.push('\n');
+        }
+        let _ = writeln!(md, "| outage | figure | value |");
+        let _ = writeln!(md, "|---|---|---|");
+        for variant in self.outages.variants() {
+            let Some(f) = self.outages.of(variant) else {
+                let _ = writeln!(md, "| {variant} | - | {} |", cell(&self.not_measured()));
+                continue;
+            };
+            let mut rows = Vec::new();
+            for s in &f.streams {
+                let value = format!("{} sent, {} failed", s.sent, s.failed);
+                rows.push((format!("requests {}", s.stream), value));
+            }
+            for p in &f.probes {
+                rows.push((format!("probe: {}", p.probe), p.outcome.clone()));
+            }
+            for r in &f.recoveries {
+                let value = match r.seconds {
+                    Some(s) => format!("{s:.1} s after the restore"),
+                    None => recovery_value(None),
+                };
+                rows.push((format!("recovery: {}", r.what), value));
+            }
+            if rows.is_empty() {
+                rows.push(("-".into(), "no figure recorded".into()));
+            }
+            for (figure, value) in rows {
+                let _ = writeln!(md, "| {variant} | {} | {} |", cell(&figure), cell(&value));
+            }
+        }
     }
 
     /// The Markdown summary.
@@ -298,6 +432,8 @@ impl VersionReport {
                     writeln!(md, "| {} | {} | {} |", s.name, cell(&result), seconds(s.duration));
             }
         }
+
+        self.outage_markdown(&mut md);
 
         let _ = writeln!(md, "\n## Install steps\n");
         if self.steps.is_empty() {
@@ -458,6 +594,7 @@ mod tests {
                     duration: Duration::from_secs(120),
                 },
             ],
+            outages: OutageReport::default(),
             not_run: vec![NotRun {
                 what: "outage scenarios".into(),
                 why: "not selected with --scenario".into(),
@@ -470,6 +607,104 @@ mod tests {
     #[test]
     fn markdown_summary() {
         insta::assert_snapshot!(report().markdown());
+    }
+
+    /// The istiod outage measured, the gateway outage missing (its test failed before
+    /// writing), the external-cluster outage with a recovery that did not happen.
+    fn outages() -> OutageReport {
+        let mut cluster = crate::outage::tests::sample("external-cluster");
+        cluster.streams[0].failed = 3;
+        OutageReport {
+            figures: vec![cluster, crate::outage::tests::sample("istiod")],
+            errors: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn outage_figures_reach_the_summary_as_a_table() {
+        let mut r = report();
+        r.outages = outages();
+        let md = r.markdown();
+        insta::assert_snapshot!(md);
+        assert!(md.contains("| gateway | - | not measured |"), "{md}");
+        assert!(md.contains("| istiod | requests client -> helloworld | 60 sent, 0 failed |"));
+        assert!(
+            md.contains("| external-cluster | requests client -> helloworld | 60 sent, 3 failed |")
+        );
+    }
+
+    #[test]
+    fn outage_figures_are_junit_properties_and_missing_ones_are_not_measured() {
+        let mut r = report();
+        r.outages = outages();
+        let back = Report::deserialize_from_str(&r.junit().to_string().unwrap()).unwrap();
+        let props: Vec<(&str, &str)> = back.test_suites[1]
+            .properties
+            .iter()
+            .map(|p| (p.name.as_str(), p.value.as_str()))
+            .collect();
+        for expected in [
+            ("outage.istiod", "measured"),
+            ("outage.istiod.sent.client -> helloworld", "60"),
+            ("outage.istiod.failed.client -> helloworld", "0"),
+            ("outage.istiod.probe.pod in sample", "injection unavailable"),
+            ("outage.istiod.recovery_seconds.injection", "2.5"),
+            ("outage.istiod.recovery_seconds.routing", "did not recover within the timeout"),
+            ("outage.gateway", "not measured"),
+            ("outage.external-cluster.failed.client -> helloworld", "3"),
+        ] {
+            assert!(props.contains(&expected), "{expected:?} not in {props:#?}");
+        }
+        assert!(
+            !props.iter().any(|(name, _)| name.starts_with("outage.gateway.")),
+            "no figure, not even a zero, for an outage without figures: {props:#?}"
+        );
+    }
+
+    #[test]
+    fn without_figures_every_outage_is_not_measured_never_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = report();
+        r.outages = OutageReport::read(&dir.path().join("figures"));
+        assert_eq!(r.outages, OutageReport::default());
+        r.not_run =
+            vec![NotRun { what: "outage".into(), why: "not selected with --scenario".into() }];
+        let md = r.markdown();
+        for variant in crate::outage::VARIANTS {
+            let row = format!(
+                "| {variant} | - | not measured (outage not run: not selected with --scenario) |"
+            );
+            assert!(md.contains(&row), "{md}");
+        }
+        assert!(!md.contains("sent,"), "{md}");
+    }
+
+    #[test]
+    fn a_malformed_figures_file_is_named_and_fails_the_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let figures = dir.path().join("figures");
+        crate::outage::tests::sample("istiod").write(&figures).unwrap();
+        std::fs::write(figures.join("outage-gateway.json"), "{\"variant\": \"gateway\"").unwrap();
+        let read = OutageReport::read(&figures);
+        assert_eq!(read.figures.len(), 1, "the readable file is kept");
+        assert_eq!(read.errors.len(), 1);
+        assert!(read.errors[0].contains("outage-gateway.json"), "{:?}", read.errors);
+
+        let mut r = report();
+        r.scenarios.pop();
+        assert!(r.passed());
+        r.outages = read;
+        assert!(!r.passed(), "figures that cannot be read are a failed report");
+        let md = r.markdown();
+        assert!(md.contains("- Unreadable figures: reading outage figures "), "{md}");
+        assert!(md.contains("outage-gateway.json"), "{md}");
+        assert!(md.contains("| gateway | - | not measured |"), "{md}");
+        assert!(md.contains("| istiod | requests client -> helloworld | 60 sent, 0 failed |"));
+        let back = Report::deserialize_from_str(&r.junit().to_string().unwrap()).unwrap();
+        assert_eq!(back.test_suites[1].errors, 1);
+        let case =
+            back.test_suites[1].test_cases.iter().find(|c| c.name.as_str() == "outage figures");
+        assert!(case.is_some(), "an error case names the unreadable file");
     }
 
     /// A version newer than the suite knows is run with the newest known rules; the

@@ -9,6 +9,8 @@
 //! fail for want of clusters. Run by hand without a topology file, they fail with a
 //! message saying to run them through `cargo xtask e2e`.
 
+pub mod pods;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -44,18 +46,21 @@ pub struct Scenario {
 pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "control_plane_install",
-        about: "webhooks, config maps and the istiod address on the config cluster; \
-                the external istiod ready without webhooks of its own",
+        about: "webhooks, config maps and the istiod address on the config cluster; one \
+                fail-closed injector and both validators reaching the external istiod with \
+                its CA, not rewritten; the external istiod ready without webhooks of its own",
         min_remotes: 1,
     },
     Scenario {
         name: "sidecar_injection",
-        about: "sample pods 2/2 with istio-proxy on every remote",
+        about: "sample pods 2/2 with istio-proxy on every remote, their proxies the \
+                external istiod's (cluster ID, discovery and CA address), none restarted",
         min_remotes: 1,
     },
     Scenario {
         name: "in_mesh_traffic",
-        about: "the client reaches helloworld v1 inside the mesh",
+        about: "the client reaches helloworld v1 inside the mesh; under STRICT mutual TLS \
+                it still does and a client without a sidecar is refused",
         min_remotes: 1,
     },
     Scenario {
@@ -71,7 +76,8 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "multi_remote",
-        about: "ten requests through the ingress reach v1 and v2 across two remotes",
+        about: "ten requests through the ingress reach v1 and v2 across two remotes, and \
+                so does a client on the second remote",
         min_remotes: 2,
     },
     Scenario {
@@ -91,7 +97,13 @@ pub fn run_dir() -> Option<PathBuf> {
 
 /// Where scenarios write figures for the report: `<run dir>/figures`.
 pub fn figures_dir() -> Option<PathBuf> {
-    run_dir().map(|d| d.join("figures"))
+    run_dir().map(|d| figures_dir_in(&d))
+}
+
+/// The figures directory of the run whose topology file is in `run_dir`; `cargo
+/// xtask e2e` reads it into the report.
+pub fn figures_dir_in(run_dir: &Path) -> PathBuf {
+    run_dir.join("figures")
 }
 
 /// The scenario named `name`.

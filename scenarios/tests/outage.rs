@@ -48,11 +48,13 @@ enum Variant {
 }
 
 impl Variant {
+    /// Its name in the figures and the report (one of the harness's `VARIANTS`).
     fn name(self) -> &'static str {
+        let [istiod, gateway, external_cluster] = ecp_harness::outage::VARIANTS;
         match self {
-            Variant::Istiod => "istiod",
-            Variant::Gateway => "gateway",
-            Variant::ExternalCluster => "external-cluster",
+            Variant::Istiod => istiod,
+            Variant::Gateway => gateway,
+            Variant::ExternalCluster => external_cluster,
         }
     }
 }

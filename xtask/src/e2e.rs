@@ -24,7 +24,9 @@ use ecp_harness::execute::{
 use ecp_harness::install::{self, GatewayTls, Installer, Plan, PlanOptions};
 use ecp_harness::istio::release::ReleaseSource;
 use ecp_harness::istio::tools;
-use ecp_harness::report::{self, NotRun, ScenarioResult, ScenarioStatus, VersionReport};
+use ecp_harness::report::{
+    self, NotRun, OutageReport, ScenarioResult, ScenarioStatus, VersionReport,
+};
 use ecp_harness::samples::SampleImages;
 use ecp_harness::topology::{NetworkMode, PLACEHOLDER_EXTERNAL_ADDR, Topology};
 use ecp_harness::version::{IstioVersion, NEWEST};
@@ -535,6 +537,7 @@ fn write_setup_failure_reports(s: &Settings, problems: &[String]) {
             steps: Vec::new(),
             setup_error: Some(format!("preflight failed: {}", problems.join("; "))),
             scenarios: Vec::new(),
+            outages: OutageReport::default(),
             not_run: not_run_all(s, "the preflight failed"),
             diagnostics: None,
             elapsed: Duration::ZERO,
@@ -576,6 +579,7 @@ async fn run_version(
         steps: Vec::new(),
         setup_error: None,
         scenarios: Vec::new(),
+        outages: OutageReport::default(),
         not_run: s.not_run.clone(),
         diagnostics: None,
         elapsed: Duration::ZERO,
@@ -635,6 +639,8 @@ async fn run_version(
                 report.not_run = not_run_all(s, "nextest did not report");
             }
         }
+        // What the outage scenario wrote; a variant without a file is "not measured".
+        report.outages = OutageReport::read(&ecp_scenarios::figures_dir_in(&dir));
     }
 
     if failed {
@@ -764,6 +770,14 @@ async fn run_scenarios(
     };
     file.write(&topology_file)?;
     let topology_file = std::path::absolute(&topology_file)?;
+    // Figures of an earlier run in this report directory must not pass for this one's.
+    let figures = ecp_scenarios::figures_dir_in(dir);
+    match std::fs::remove_dir_all(&figures) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("removing old figures {}", figures.display()));
+        }
+        _ => {}
+    }
 
     // nextest writes the e2e profile's JUnit to one fixed path: with --parallel, one
     // version's scenarios run at a time (clusters and installs still run in parallel).

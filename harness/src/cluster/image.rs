@@ -141,7 +141,8 @@ pub(crate) fn append_busybox_links(
     Ok(())
 }
 
-fn append_bytes(
+/// Appends a file of `data` with `mode` (mtime 0, so a context's hash is its content's).
+pub fn append_bytes(
     b: &mut tar::Builder<Vec<u8>>,
     path: &str,
     data: &[u8],
@@ -167,26 +168,38 @@ pub async fn ensure_image(docker: &Docker, assets: &Assets) -> Result<String, Cl
     }
     tracing::info!(tag = %spec.tag, "building the apiserver image");
     let context = spec.context_tar()?;
-    let opts = BuildImageOptionsBuilder::new()
-        .t(&spec.tag)
-        .dockerfile("Dockerfile")
-        .rm(true)
-        .forcerm(true)
-        .labels(&std::collections::HashMap::from([(super::PROVIDER_LABEL, "apiserver")]))
-        .build();
-    let mut stream = docker.build_image(opts, None, Some(bollard::body_full(context.into())));
-    while let Some(item) = stream.next().await {
-        let info = item.map_err(|e| ClusterError::ImageBuild(format!("{}: {e}", spec.tag)))?;
-        if let Some(err) = info.error_detail {
-            let msg = err.message.unwrap_or_else(|| "unknown error".to_string());
-            return Err(ClusterError::ImageBuild(format!("{}: {msg}", spec.tag)));
-        }
-    }
+    let labels = std::collections::HashMap::from([(super::PROVIDER_LABEL, "apiserver")]);
+    build(docker, &spec.tag, context, &labels).await?;
     docker.inspect_image(&spec.tag).await.map_err(|e| {
         ClusterError::ImageBuild(format!("{} missing after the build: {e}", spec.tag))
     })?;
     remove_older_images(docker, &spec.tag).await;
     Ok(spec.tag)
+}
+
+/// Builds `tag` from `context`, a tar with a `Dockerfile` at its root, with `labels`.
+pub async fn build(
+    docker: &Docker,
+    tag: &str,
+    context: Vec<u8>,
+    labels: &std::collections::HashMap<&str, &str>,
+) -> Result<(), ClusterError> {
+    let opts = BuildImageOptionsBuilder::new()
+        .t(tag)
+        .dockerfile("Dockerfile")
+        .rm(true)
+        .forcerm(true)
+        .labels(labels)
+        .build();
+    let mut stream = docker.build_image(opts, None, Some(bollard::body_full(context.into())));
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| ClusterError::ImageBuild(format!("{tag}: {e}")))?;
+        if let Some(err) = info.error_detail {
+            let msg = err.message.unwrap_or_else(|| "unknown error".to_string());
+            return Err(ClusterError::ImageBuild(format!("{tag}: {msg}")));
+        }
+    }
+    Ok(())
 }
 
 /// Removes the provider's other images (each ~240 MB; a new one comes with every

@@ -17,6 +17,7 @@
 
 pub mod checks;
 pub mod command;
+pub mod mtls;
 pub mod preflight;
 pub mod progress;
 pub mod provenance;

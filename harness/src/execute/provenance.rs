@@ -67,6 +67,49 @@ pub fn injector_configurations(mutating: &[MutatingWebhookConfiguration]) -> Vec
         .collect()
 }
 
+/// The one sidecar-injector configuration; more than one means two injectors answer
+/// for the same pods (or a second control plane left its configuration behind).
+pub fn single_injector(
+    mutating: &[MutatingWebhookConfiguration],
+) -> Result<&MutatingWebhookConfiguration, String> {
+    let names = injector_configurations(mutating);
+    match names.as_slice() {
+        [name] => mutating
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some(name.as_str()))
+            .ok_or_else(|| format!("{name} vanished while reading")),
+        [] => Err("no mutating webhook configuration carries a sidecar injector".into()),
+        many => Err(format!("{} injector configurations: {}", many.len(), many.join(", "))),
+    }
+}
+
+/// The CA a webhook's caBundle must hold: the mesh root the external istiod publishes
+/// (`root-cert.pem` of `istio-ca-root-cert`). When the harness plugged its own CA
+/// into istiod (the SIMPLE variant: `harness_ca`, which also signs the gateway's
+/// certificate that the webhook client is served), the mesh root must be that CA.
+pub fn expected_webhook_ca(mesh_root: &str, harness_ca: Option<&str>) -> Result<String, String> {
+    let root: BTreeSet<String> = pem_certificates(mesh_root).into_iter().collect();
+    if root.is_empty() {
+        return Err("the published mesh root holds no certificate".into());
+    }
+    let Some(harness_ca) = harness_ca else { return Ok(mesh_root.to_string()) };
+    let harness: BTreeSet<String> = pem_certificates(harness_ca).into_iter().collect();
+    if harness.is_empty() {
+        return Err("the harness's CA file holds no certificate".into());
+    }
+    if root != harness {
+        return Err("the published mesh root is not the harness's CA plugged into istiod".into());
+    }
+    Ok(harness_ca.to_string())
+}
+
+/// Every name of `required` is among `found`; names those missing.
+pub fn all_present(found: &[String], required: &[&str]) -> Result<(), String> {
+    let missing: Vec<&str> =
+        required.iter().copied().filter(|r| !found.iter().any(|f| f == r)).collect();
+    if missing.is_empty() { Ok(()) } else { Err(format!("missing: {}", missing.join(", "))) }
+}
+
 /// Where a webhook client config sends the API server's call, if it is istiod
 /// through the external address: the `istiod` Service of `namespace` (whose
 /// endpoints are the external address, checked separately), or a URL on `address`.
@@ -146,6 +189,24 @@ fn webhook_problems(
 
 /// Generations by object name.
 pub type Generations = BTreeMap<String, i64>;
+
+/// The generation of every webhook configuration, mutating and validating (names
+/// prefixed `mutating/` and `validating/`).
+pub fn generations(
+    mutating: &[MutatingWebhookConfiguration],
+    validating: &[ValidatingWebhookConfiguration],
+) -> Generations {
+    let name = |kind: &str, n: &Option<String>| format!("{kind}/{}", n.as_deref().unwrap_or(""));
+    mutating
+        .iter()
+        .map(|c| (name("mutating", &c.metadata.name), c.metadata.generation.unwrap_or(0)))
+        .chain(
+            validating.iter().map(|c| {
+                (name("validating", &c.metadata.name), c.metadata.generation.unwrap_or(0))
+            }),
+        )
+        .collect()
+}
 
 /// The webhook configurations kept their generation over the observation.
 pub fn generations_stable(before: &Generations, after: &Generations) -> Result<(), String> {
@@ -308,6 +369,60 @@ mod tests {
         assert_eq!(
             injector_configurations(&[injector("Fail", svc.clone()), other]),
             ["istio-sidecar-injector-external-istiod"]
+        );
+    }
+
+    #[test]
+    fn exactly_one_injector_configuration() {
+        let svc = json!({"service": {"name": "istiod", "namespace": "external-istiod"}});
+        let one = [injector("Fail", svc.clone())];
+        let found = single_injector(&one).unwrap();
+        assert_eq!(found.metadata.name.as_deref(), Some("istio-sidecar-injector-external-istiod"));
+        let err = single_injector(&[]).unwrap_err();
+        assert!(err.contains("no mutating webhook configuration"), "{err}");
+        let mut second = injector("Fail", svc);
+        second.metadata.name = Some("istio-sidecar-injector".into());
+        let err = single_injector(&[one[0].clone(), second]).unwrap_err();
+        assert_eq!(
+            err,
+            "2 injector configurations: istio-sidecar-injector-external-istiod, istio-sidecar-injector"
+        );
+    }
+
+    #[test]
+    fn the_expected_ca_is_the_mesh_root_or_the_harness_ca_it_must_equal() {
+        assert_eq!(expected_webhook_ca(ROOT, None), Ok(ROOT.to_string()));
+        assert_eq!(expected_webhook_ca(ROOT, Some(ROOT)), Ok(ROOT.to_string()));
+        let err = expected_webhook_ca(ROOT, Some(OTHER)).unwrap_err();
+        assert!(err.contains("not the harness's CA"), "{err}");
+        assert!(expected_webhook_ca("", None).unwrap_err().contains("mesh root"));
+        assert!(expected_webhook_ca(ROOT, Some("x")).unwrap_err().contains("harness's CA file"));
+    }
+
+    #[test]
+    fn required_names_must_all_be_present() {
+        let found = ["istiod-default-validator".to_string(), "x".to_string()];
+        assert_eq!(all_present(&found, &["istiod-default-validator"]), Ok(()));
+        let err =
+            all_present(&found, &["istio-validator-external-istiod", "istiod-default-validator"])
+                .unwrap_err();
+        assert_eq!(err, "missing: istio-validator-external-istiod");
+    }
+
+    #[test]
+    fn generations_cover_both_kinds() {
+        let svc = json!({"service": {"name": "istiod", "namespace": "external-istiod"}});
+        let v: ValidatingWebhookConfiguration = serde_json::from_value(
+            json!({"metadata": {"name": "istiod-default-validator", "generation": 3}}),
+        )
+        .unwrap();
+        let g = generations(&[injector("Fail", svc)], &[v]);
+        assert_eq!(
+            g.into_iter().collect::<Vec<_>>(),
+            [
+                ("mutating/istio-sidecar-injector-external-istiod".to_string(), 1),
+                ("validating/istiod-default-validator".to_string(), 3)
+            ]
         );
     }
 

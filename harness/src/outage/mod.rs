@@ -19,6 +19,11 @@ pub use admission::Admission;
 pub use recovery::Recovery;
 pub use traffic::Tally;
 
+/// The outage variants, in the order the scenario runs them: the external istiod
+/// scaled to 0, the control-plane gateway scaled to 0, the external cluster paused.
+/// The report lists each, measured or not.
+pub const VARIANTS: [&str; 3] = ["istiod", "gateway", "external-cluster"];
+
 /// Requests of one stream during one outage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StreamFigure {
@@ -45,7 +50,7 @@ pub struct RecoveryFigure {
 /// report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutageFigures {
-    /// `istiod`, `gateway` or `external-cluster`.
+    /// One of [`VARIANTS`].
     pub variant: String,
     pub streams: Vec<StreamFigure>,
     pub probes: Vec<ProbeFigure>,
@@ -105,21 +110,42 @@ impl OutageFigures {
     }
 
     /// Every `outage-*.json` in `dir`, by variant name; none if `dir` does not exist.
+    /// The first unreadable file is the error.
     pub fn read_all(dir: &Path) -> Result<Vec<Self>, FiguresError> {
+        let (all, mut errors) = Self::read_each(dir);
+        if errors.is_empty() { Ok(all) } else { Err(errors.remove(0)) }
+    }
+
+    /// Every `outage-*.json` in `dir` that reads, by variant name, and an error naming
+    /// each file that does not (a malformed file does not hide the others). Nothing
+    /// if `dir` does not exist: no scenario wrote figures.
+    pub fn read_each(dir: &Path) -> (Vec<Self>, Vec<FiguresError>) {
         let read = |path: &Path, reason: String| FiguresError::Read { path: path.into(), reason };
-        let Ok(entries) = std::fs::read_dir(dir) else { return Ok(Vec::new()) };
-        let mut all = Vec::new();
+        let Ok(entries) = std::fs::read_dir(dir) else { return (Vec::new(), Vec::new()) };
+        let (mut all, mut errors) = (Vec::new(), Vec::new());
+        let mut paths = Vec::new();
         for entry in entries {
-            let path = entry.map_err(|e| read(dir, e.to_string()))?.path();
+            match entry {
+                Ok(entry) => paths.push(entry.path()),
+                Err(e) => errors.push(read(dir, e.to_string())),
+            }
+        }
+        paths.sort();
+        for path in paths {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             if !(name.starts_with("outage-") && name.ends_with(".json")) {
                 continue;
             }
-            let text = std::fs::read_to_string(&path).map_err(|e| read(&path, e.to_string()))?;
-            all.push(serde_json::from_str(&text).map_err(|e| read(&path, e.to_string()))?);
+            let parsed = std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| serde_json::from_str::<Self>(&text).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(figures) => all.push(figures),
+                Err(reason) => errors.push(read(&path, reason)),
+            }
         }
-        all.sort_by(|a: &Self, b: &Self| a.variant.cmp(&b.variant));
-        Ok(all)
+        all.sort_by(|a, b| a.variant.cmp(&b.variant));
+        (all, errors)
     }
 }
 
@@ -176,5 +202,9 @@ pub(crate) mod tests {
         std::fs::write(figures.join("outage-bad.json"), "{").unwrap();
         let err = OutageFigures::read_all(&figures).unwrap_err().to_string();
         assert!(err.contains("outage-bad.json"), "{err}");
+        let (good, errors) = OutageFigures::read_each(&figures);
+        assert_eq!(good.len(), 2, "a malformed file does not hide the others");
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].to_string().contains("outage-bad.json"), "{}", errors[0]);
     }
 }

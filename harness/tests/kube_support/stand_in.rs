@@ -7,21 +7,14 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use bollard::Docker;
-use bollard::query_parameters::BuildImageOptionsBuilder;
 use ecp_harness::cluster::{ApiserverRun, docker, image};
-use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 const BUSYBOX: &str = "/bin/busybox";
 const INJECTOR: &str = env!("CARGO_BIN_EXE_ecp-stand-in-injector");
 
 fn append(b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8], mode: u32) {
-    let mut h = tar::Header::new_gnu();
-    h.set_size(data.len() as u64);
-    h.set_mode(mode);
-    h.set_mtime(0);
-    h.set_cksum();
-    b.append_data(&mut h, path, data).unwrap();
+    image::append_bytes(b, path, data, mode).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// The stand-in image, built once per content (tag = content hash).
@@ -41,12 +34,8 @@ pub async fn image(d: &Docker) -> String {
         return tag;
     }
     let context = b.into_inner().unwrap();
-    let opts = BuildImageOptionsBuilder::new().t(&tag).dockerfile("Dockerfile").rm(true).build();
-    let mut stream = d.build_image(opts, None, Some(bollard::body_full(context.into())));
-    while let Some(item) = stream.next().await {
-        let info = item.unwrap();
-        assert!(info.error_detail.is_none(), "building {tag}: {:?}", info.error_detail);
-    }
+    let no_labels = std::collections::HashMap::new();
+    image::build(d, &tag, context, &no_labels).await.unwrap_or_else(|e| panic!("{e}"));
     tag
 }
 
