@@ -1,7 +1,8 @@
 //! `cargo xtask test`: the project's own tests, everything needed included.
 //!
-//! 1. `cargo fmt --check` and `cargo clippy --workspace --all-targets -D warnings`
-//!    (fast feedback first; `--no-lint` skips them).
+//! 1. `cargo fmt --check`, `cargo clippy --workspace --all-targets -D warnings` and
+//!    `cargo doc --no-deps` with warnings denied (fast feedback first; `--no-lint`
+//!    skips them).
 //! 2. The Kubernetes binaries for control-plane-only clusters (obtained and cached
 //!    once, see `ecp_harness::cluster::assets`) and the local image built from them.
 //! 3. `cargo nextest run --workspace --profile ci` (installs cargo-nextest if
@@ -19,7 +20,7 @@ use xshell::{Shell, cmd};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Skip `cargo fmt --check` and `cargo clippy`.
+    /// Skip `cargo fmt --check`, `cargo clippy` and `cargo doc`.
     #[arg(long)]
     no_lint: bool,
     /// Nextest profile (see .config/nextest.toml).
@@ -37,6 +38,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         cmd!(sh, "cargo fmt --all --check").run().context("formatting differs: run `cargo fmt`")?;
         step("cargo clippy --workspace --all-targets -- -D warnings");
         cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
+        step("cargo doc --no-deps --workspace (warnings denied: no broken intra-doc link)");
+        cmd!(sh, "cargo doc --no-deps --workspace").env("RUSTDOCFLAGS", "-D warnings").run()?;
     }
 
     let rt = crate::runtime()?;

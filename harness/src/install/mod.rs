@@ -1,4 +1,4 @@
-//! The procedure of procedure.md as ordered, typed steps: [`plan`] turns
+//! The procedure of procedure.md as ordered, typed steps: [`plan()`] turns
 //! [`PlanOptions`] into a [`Plan`] (steps, actions, files) for either installer
 //! backend, offline. The executor runs a plan against clusters.
 //!

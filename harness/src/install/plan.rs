@@ -1,4 +1,4 @@
-//! The install plan: the procedure of procedure.md as data. [`super::plan`] builds it
+//! The install plan: the procedure of procedure.md as data. [`super::plan()`] builds it
 //! from [`PlanOptions`] without touching any cluster; `cargo xtask plan` prints and
 //! writes it; the executor runs its [`Step`]s in order against real clusters.
 //!
