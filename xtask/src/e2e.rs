@@ -56,7 +56,8 @@ const MAX_CONFIG_DUMPS: usize = 20;
         Where that is missing it stops within seconds, saying what is missing and how to \
         provide it, and creates nothing.\n\n\
         Scenarios: control_plane_install, sidecar_injection, in_mesh_traffic, \
-        ingress_traffic, multi_remote (needs --remotes 2). Environment: \
+        ingress_traffic, validation, outage (the external control plane goes away while \
+        workloads run, and comes back), multi_remote (needs --remotes 2). Environment: \
         ECP_ISTIO_RELEASE_URL (a mirror of the Istio release downloads), ECP_CACHE_DIR \
         (where releases are cached), ECP_OFFLINE (try no network: fail at once where \
         something is missing), CI (plain progress lines).")]
@@ -983,6 +984,15 @@ mod tests {
         assert_eq!(s.node_image.as_deref(), Some("kindest/node:v1.30.0"));
         assert_eq!(s.hub.as_deref(), Some("quay.io/vendor"));
         assert_eq!(s.tag.as_deref(), Some("1.30.3-v1"));
+    }
+
+    /// `cargo xtask e2e --help` names every scenario there is.
+    #[test]
+    fn help_names_every_scenario() {
+        let help = Cli::command().render_long_help().to_string();
+        for s in SCENARIOS {
+            assert!(help.contains(s.name), "{} missing from --help:\n{help}", s.name);
+        }
     }
 
     #[test]
