@@ -334,13 +334,16 @@ impl PreRelease {
     const NONE: PreRelease = PreRelease { len: 0, bytes: [0; MAX_PRE_RELEASE] };
 
     /// A SemVer pre-release part: dot-separated, non-empty identifiers of ASCII
-    /// letters, digits and hyphens.
+    /// letters, digits and hyphens; a numeric identifier has no leading zero (so that
+    /// `rc.01` is refused rather than ordered equal to, yet unequal to, `rc.1`).
     fn parse(s: &str) -> Option<PreRelease> {
-        let valid = !s.is_empty()
-            && s.len() <= MAX_PRE_RELEASE
-            && s.split('.').all(|id| {
-                !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
+        let identifier = |id: &str| {
+            let numeric = id.bytes().all(|b| b.is_ascii_digit());
+            !id.is_empty()
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !(numeric && id.len() > 1 && id.starts_with('0'))
+        };
+        let valid = !s.is_empty() && s.len() <= MAX_PRE_RELEASE && s.split('.').all(identifier);
         if !valid {
             return None;
         }
@@ -505,6 +508,7 @@ mod tests {
     #[case("1.31.0-rc..1")]
     #[case("1.31.0-rc_1")]
     #[case("1.031.0")]
+    #[case("1.31.0-rc.01")]
     #[case("1.31.0-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")]
     fn malformed_versions_are_refused(#[case] s: &str) {
         assert!(matches!(s.parse::<IstioVersion>(), Err(VersionError::Malformed(_))), "{s}");
@@ -535,6 +539,7 @@ mod tests {
         sorted.sort();
         assert_eq!(sorted, ordered);
         assert!(v("1.31.0-1") < v("1.31.0-alpha"), "numeric identifiers sort first");
+        assert!(v("1.31.0-rc.0") < v("1.31.0-rc.0a"), "rc.0a is alphanumeric");
         assert_ne!(v("1.31.0-rc.0"), v("1.31.0"));
     }
 
