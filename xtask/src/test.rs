@@ -5,9 +5,10 @@
 //!    skips them).
 //! 2. The Kubernetes binaries for control-plane-only clusters (obtained and cached
 //!    once, see `ecp_harness::cluster::assets`) and the local image built from them.
-//! 3. `cargo nextest run --workspace --profile ci` (installs cargo-nextest if
-//!    missing), with `ECP_K8S_ASSETS` naming the binaries and a session label on
-//!    everything the tests create.
+//! 3. `cargo nextest run --workspace --features ecp-harness/stand-ins --profile ci`
+//!    (the feature builds the test stand-ins; installs cargo-nextest if missing), with
+//!    `ECP_K8S_ASSETS` naming the binaries and a session label on everything the
+//!    tests create.
 //! 4. A check that the tests left no labelled container or network behind (it fails
 //!    the run if they did, after removing them).
 
@@ -31,13 +32,19 @@ pub struct Args {
     nextest_args: Vec<String>,
 }
 
+/// The feature that builds the test stand-ins (the outage tests' injection webhook).
+const STAND_INS: &str = "ecp-harness/stand-ins";
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let sh = Shell::new()?;
     if !args.no_lint {
         step("cargo fmt --check");
         cmd!(sh, "cargo fmt --all --check").run().context("formatting differs: run `cargo fmt`")?;
-        step("cargo clippy --workspace --all-targets -- -D warnings");
-        cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
+        step(
+            "cargo clippy --workspace --all-targets --features ecp-harness/stand-ins -- -D warnings",
+        );
+        cmd!(sh, "cargo clippy --workspace --all-targets --features {STAND_INS} -- -D warnings")
+            .run()?;
         step("cargo doc --no-deps --workspace (warnings denied: no broken intra-doc link)");
         cmd!(sh, "cargo doc --no-deps --workspace").env("RUSTDOCFLAGS", "-D warnings").run()?;
     }
@@ -47,13 +54,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     ensure_nextest(&sh)?;
 
     let session = RunId::new();
-    step(&format!("cargo nextest run --workspace --profile {} (session {session})", args.profile));
+    step(&format!(
+        "cargo nextest run --workspace --features {STAND_INS} --profile {} (session {session})",
+        args.profile
+    ));
     let profile = &args.profile;
     let extra = &args.nextest_args;
-    let tests = cmd!(sh, "cargo nextest run --workspace --profile {profile} {extra...}")
-        .env(ASSETS_ENV, &assets.dir)
-        .env(SESSION_ENV, session.as_str())
-        .run();
+    let tests = cmd!(
+        sh,
+        "cargo nextest run --workspace --features {STAND_INS} --profile {profile} {extra...}"
+    )
+    .env(ASSETS_ENV, &assets.dir)
+    .env(SESSION_ENV, session.as_str())
+    .run();
     let leftovers = rt.block_on(remove_leftovers(&session));
     if profile == "ci" {
         println!("JUnit report: target/nextest/ci/junit.xml");
