@@ -322,6 +322,11 @@ async fn run_parallel(s: &Settings, prepared: &[Prepared]) -> Vec<VersionReport>
 }
 
 fn write_version_report(s: &Settings, p: &Prepared, report: &VersionReport) {
+    // The run is over: its keys leave the report (CI uploads it as an artefact).
+    let plan_dir = s.report_dir.join(report.dir_name()).join("plan");
+    if let Err(e) = p.plan.remove_private_files(&plan_dir) {
+        eprintln!("warning: private plan files could not be removed from the report: {e}");
+    }
     match report.write(&s.report_dir) {
         Ok(w) => println!("==> report for Istio {}: {}", p.version, w.markdown.display()),
         Err(e) => eprintln!("warning: {e}"),

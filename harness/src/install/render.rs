@@ -99,7 +99,29 @@ impl Plan {
         written.push(json);
         Ok(written)
     }
+
+    /// Replaces every private file written under `dir` (keys, credential templates)
+    /// with a line saying it was removed, once the run no longer needs it: a plan
+    /// kept in a report (which CI uploads) must hold no private key. Files that were
+    /// never written are left alone. Returns the paths replaced.
+    pub fn remove_private_files(&self, dir: &Path) -> Result<Vec<PathBuf>, PlanError> {
+        let fail = |error| PlanError::Write { dir: dir.to_path_buf(), error };
+        let mut replaced = Vec::new();
+        for file in self.files.iter().filter(|f| f.private) {
+            let path = dir.join(&file.path);
+            if path.exists() {
+                crate::files::write_new(&path, REMOVED_PRIVATE_FILE.as_bytes(), 0o600)
+                    .map_err(fail)?;
+                replaced.push(path);
+            }
+        }
+        Ok(replaced)
+    }
 }
+
+/// What a private plan file holds once [`Plan::remove_private_files`] has run.
+pub const REMOVED_PRIVATE_FILE: &str =
+    "# removed after the run: this file held a private key or credential of the run\n";
 
 /// The serde (kebab-case) name of a unit enum value.
 fn kebab<T: serde::Serialize>(value: &T) -> String {

@@ -632,6 +632,38 @@ fn write_puts_every_file_and_plan_json_with_private_files_0600() {
     assert_eq!(std::fs::metadata(key).unwrap().permissions().mode() & 0o777, 0o600);
 }
 
+/// A plan kept in a report keeps its public files and loses its keys.
+#[test]
+fn private_files_are_removed_after_the_run_and_public_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = plan(&opts(Installer::Istioctl, "1.31.0", 1, GatewayTls::Simple)).unwrap();
+    p.write(dir.path()).unwrap();
+    let replaced = p.remove_private_files(dir.path()).unwrap();
+    let private: Vec<&PlanFile> = p.files.iter().filter(|f| f.private).collect();
+    assert!(private.iter().any(|f| f.path == "external/tls/ca.key"), "{private:?}");
+    assert_eq!(replaced.len(), private.len());
+    for f in &p.files {
+        let text = std::fs::read_to_string(dir.path().join(&f.path)).unwrap();
+        if f.private {
+            assert_eq!(text, super::render::REMOVED_PRIVATE_FILE, "{}", f.path);
+        } else {
+            assert_eq!(text, f.contents, "{}", f.path);
+        }
+        assert!(!text.contains("PRIVATE KEY"), "{}", f.path);
+    }
+    // The CA certificate the scenarios compare caBundles with stays.
+    assert!(
+        std::fs::read_to_string(dir.path().join("external/tls/ca.crt"))
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
+    let empty = tempfile::tempdir().unwrap();
+    assert!(
+        p.remove_private_files(empty.path()).unwrap().is_empty(),
+        "nothing written, nothing replaced"
+    );
+}
+
 #[test]
 fn debug_of_a_plan_leaves_out_private_contents() {
     let p = plan(&opts(Installer::Istioctl, "1.30.3", 2, GatewayTls::Simple)).unwrap();
