@@ -1,8 +1,9 @@
 //! `cargo xtask test`: the project's own tests, everything needed included.
 //!
-//! 1. `cargo fmt --check`, `cargo clippy --workspace --all-targets -D warnings` and
-//!    `cargo doc --no-deps` with warnings denied (fast feedback first; `--no-lint`
-//!    skips them).
+//! 1. `cargo fmt --check`, `cargo clippy --workspace --all-targets -D warnings`, the
+//!    same for the scenario tests (`-p ecp-scenarios --features e2e`, which only
+//!    build with that feature) and `cargo doc --no-deps` with warnings denied (fast
+//!    feedback first; `--no-lint` skips them).
 //! 2. The Kubernetes binaries for control-plane-only clusters (obtained and cached
 //!    once, see `ecp_harness::cluster::assets`) and the local image built from them.
 //! 3. `cargo nextest run --workspace --features ecp-harness/stand-ins --profile ci`
@@ -44,6 +45,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "cargo clippy --workspace --all-targets --features ecp-harness/stand-ins -- -D warnings",
         );
         cmd!(sh, "cargo clippy --workspace --all-targets --features {STAND_INS} -- -D warnings")
+            .run()?;
+        // The scenario tests build only with `e2e` (they need real clusters to run):
+        // linting them here is what keeps them compiling.
+        step("cargo clippy -p ecp-scenarios --features e2e --all-targets -- -D warnings");
+        cmd!(sh, "cargo clippy -p ecp-scenarios --features e2e --all-targets -- -D warnings")
             .run()?;
         step("cargo doc --no-deps --workspace (warnings denied: no broken intra-doc link)");
         cmd!(sh, "cargo doc --no-deps --workspace").env("RUSTDOCFLAGS", "-D warnings").run()?;
