@@ -313,10 +313,15 @@ impl VersionReport {
         }
     }
 
-    /// Why the outage variants were not measured, if the run knows.
+    /// Why the outage variants were not measured, if the run knows: not run, or an
+    /// outage scenario that failed (before writing its figures).
     fn not_measured(&self) -> String {
+        let failed = self.scenarios.iter().any(|s| {
+            s.name.starts_with("outage::") && matches!(s.status, ScenarioStatus::Failed { .. })
+        });
         match self.not_run.iter().find(|n| n.what == "outage") {
             Some(n) => format!("{NOT_MEASURED} (outage not run: {})", one_line(&n.why)),
+            None if failed => format!("{NOT_MEASURED} (an outage scenario failed: see Scenarios)"),
             None => NOT_MEASURED.to_string(),
         }
     }
@@ -677,6 +682,24 @@ mod tests {
             assert!(md.contains(&row), "{md}");
         }
         assert!(!md.contains("sent,"), "{md}");
+    }
+
+    /// An outage scenario that failed before writing its figures is named as the
+    /// reason, so "not measured" is not read as "not selected".
+    #[test]
+    fn a_failed_outage_scenario_is_the_reason_figures_are_missing() {
+        let mut r = report();
+        r.not_run.clear();
+        r.scenarios.push(ScenarioResult {
+            name: "outage::istiod_scaled_to_zero".into(),
+            status: ScenarioStatus::Failed { message: "restore: timed out".into() },
+            duration: Duration::from_secs(300),
+        });
+        let md = r.markdown();
+        let row = "| gateway | - | not measured (an outage scenario failed: see Scenarios) |";
+        assert!(md.contains(row), "{md}");
+        r.scenarios.pop();
+        assert!(!r.markdown().contains("an outage scenario failed"));
     }
 
     #[test]
