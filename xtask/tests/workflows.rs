@@ -84,7 +84,7 @@ fn the_e2e_action_caches_images_uploads_the_report_and_writes_the_summary() {
     assert!(run("GITHUB_STEP_SUMMARY")["run"].as_str().unwrap().contains("report/summary.md"));
     let images = steps.iter().find(|s| s["id"] == "images").expect("an image cache step");
     let key = images["with"]["key"].as_str().unwrap();
-    assert!(key.contains("${{ inputs.istio }}") && key.contains("version.rs"), "{key}");
+    assert!(key.contains("${{ inputs.istio }}") && key.contains("node_image.rs"), "{key}");
     assert!(run("docker load")["if"].as_str().unwrap().contains("cache-hit == 'true'"));
     assert!(run("docker save")["if"].as_str().unwrap().contains("cache-hit != 'true'"));
     let upload = steps
