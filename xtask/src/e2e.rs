@@ -32,9 +32,6 @@ use ecp_harness::topology::{NetworkMode, PLACEHOLDER_EXTERNAL_ADDR, Topology};
 use ecp_harness::version::{IstioVersion, NEWEST};
 use ecp_scenarios::{SCENARIOS, Scenario, TOPOLOGY_ENV, TopologyFile};
 
-/// MetalLB's images (kind-node.md "MetalLB, Istio's way"), loaded into every node.
-const METALLB_IMAGES: [&str; 2] =
-    ["quay.io/metallb/controller:v0.14.3", "quay.io/metallb/speaker:v0.14.3"];
 /// How long pulling a missing node image may take in the preflight (only tried when
 /// its registry answers).
 const NODE_IMAGE_PULL_TIMEOUT: Duration = Duration::from_secs(600);
@@ -478,7 +475,7 @@ fn images_for(s: &Settings, v: IstioVersion) -> Vec<String> {
         images.push(samples.helloworld_image("v2"));
     }
     images.push(samples.client_image.clone());
-    images.extend(METALLB_IMAGES.iter().map(|i| i.to_string()));
+    images.extend(kind::metallb::images());
     images
 }
 
@@ -508,16 +505,13 @@ async fn image_problems(images: &[String]) -> Vec<String> {
 
 /// MetalLB's manifest: cached with its published SHA-256, or its host reachable.
 async fn metallb_manifest_problem() -> Option<String> {
-    let cached = cache_dir()
-        .join("metallb")
-        .join(kind::metallb::METALLB_VERSION)
-        .join("metallb-native.yaml");
+    let cached = kind::metallb::cached_manifest_path();
     if let Ok(text) = std::fs::read_to_string(&cached) {
         return kind::metallb::verify_native_manifest(&text)
             .err()
             .map(|e| format!("{e}: remove {} to fetch it again", cached.display()));
     }
-    let url = kind::metallb::NATIVE_MANIFEST_URL;
+    let url = kind::metallb::native_manifest_url();
     let host = url.split('/').nth(2).unwrap_or_default();
     preflight::host_reachable(host, 443, preflight::REACH_TIMEOUT).await.err().map(|why| {
         format!(

@@ -60,8 +60,6 @@ pub enum ReleaseError {
     },
     #[error("the archive {url} has no `{missing}`: is it an Istio release archive?")]
     Incomplete { url: String, missing: String },
-    #[error("no cache directory: set {CACHE_DIR_ENV} or HOME")]
-    NoCacheDir,
 }
 
 impl ReleaseError {
@@ -167,17 +165,10 @@ pub fn parse_checksum(text: &str, expected_name: &str) -> Result<String, String>
     Ok(digest.to_ascii_lowercase())
 }
 
-/// The default cache root: `ECP_CACHE_DIR`, else `$XDG_CACHE_HOME/ecp-harness`, else
-/// `$HOME/.cache/ecp-harness`.
-pub fn default_cache_root() -> Result<PathBuf, ReleaseError> {
-    let var = |k| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    if let Some(dir) = var(CACHE_DIR_ENV) {
-        return Ok(dir);
-    }
-    if let Some(xdg) = var("XDG_CACHE_HOME") {
-        return Ok(xdg.join("ecp-harness"));
-    }
-    var("HOME").map(|h| h.join(".cache").join("ecp-harness")).ok_or(ReleaseError::NoCacheDir)
+/// The default cache root: the harness's one cache directory
+/// ([`crate::cluster::cache_dir`]).
+pub fn default_cache_root() -> PathBuf {
+    crate::cluster::cache_dir()
 }
 
 /// An extracted, verified release in the cache.
@@ -222,7 +213,7 @@ impl ReleaseSource {
             .ok()
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| DEFAULT_RELEASE_URL.to_string());
-        Ok(Self { base_url, cache_root: default_cache_root()?, platform: Platform::current()? })
+        Ok(Self { base_url, cache_root: default_cache_root(), platform: Platform::current()? })
     }
 
     pub fn archive_url(&self, version: IstioVersion) -> String {

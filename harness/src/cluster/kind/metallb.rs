@@ -16,11 +16,28 @@ use super::KindError;
 use crate::kube::DiscoveryError;
 use crate::kube::apply::{ApplyError, ApplyOptions, apply_yaml};
 
-/// The MetalLB release Istio's scripts install.
+/// The MetalLB release Istio's scripts install: its images, manifest URL and cached
+/// copy all derive from it.
 pub const METALLB_VERSION: &str = "v0.14.3";
-/// Where that release's native manifest is published.
-pub const NATIVE_MANIFEST_URL: &str = "https://raw.githubusercontent.com/metallb/metallb/v0.14.3/config/manifests/metallb-native.yaml";
-/// SHA-256 of [`NATIVE_MANIFEST_URL`]'s content (istio-release.md "Corrections"): a
+
+/// Where [`METALLB_VERSION`]'s native manifest is published.
+pub fn native_manifest_url() -> String {
+    format!(
+        "https://raw.githubusercontent.com/metallb/metallb/{METALLB_VERSION}/config/manifests/metallb-native.yaml"
+    )
+}
+
+/// Where the verified native manifest is cached between runs.
+pub fn cached_manifest_path() -> std::path::PathBuf {
+    crate::cluster::cache_dir().join("metallb").join(METALLB_VERSION).join("metallb-native.yaml")
+}
+
+/// MetalLB's controller and speaker images, loaded into every node.
+pub fn images() -> [String; 2] {
+    ["controller", "speaker"].map(|c| format!("quay.io/metallb/{c}:{METALLB_VERSION}"))
+}
+
+/// SHA-256 of [`native_manifest_url`]'s content (istio-release.md "Corrections"): a
 /// fetched or cached copy is used only when it matches.
 pub const NATIVE_MANIFEST_SHA256: &str =
     "df1ca995d3dc7f033cb5424a186ebdde69305e3beb688c5cb4d3271d71b1883c";
@@ -143,7 +160,7 @@ pub fn pool_manifests(range: AddressRange) -> String {
 /// Where MetalLB's native manifest comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum MetalLbManifest {
-    /// [`NATIVE_MANIFEST_URL`], fetched once into the cache directory; fetched and
+    /// [`native_manifest_url`], fetched once into the cache directory; fetched and
     /// cached copies are verified against [`NATIVE_MANIFEST_SHA256`].
     #[default]
     Upstream,
@@ -160,20 +177,16 @@ impl MetalLbManifest {
                 .await
                 .map_err(|e| bad(format!("read {}: {e}", p.display()))),
             MetalLbManifest::Upstream => {
-                let cached = crate::cluster::cache_dir()
-                    .join("metallb")
-                    .join(METALLB_VERSION)
-                    .join("metallb-native.yaml");
+                let cached = cached_manifest_path();
                 if let Ok(text) = tokio::fs::read_to_string(&cached).await {
                     return verify_native_manifest(&text).map(|()| text).map_err(|e| {
                         bad(format!("{e}: remove {} to fetch it again", cached.display()))
                     });
                 }
-                let text = fetch(NATIVE_MANIFEST_URL)
-                    .await
-                    .map_err(|e| bad(format!("fetch {NATIVE_MANIFEST_URL}: {e}")))?;
+                let url = native_manifest_url();
+                let text = fetch(&url).await.map_err(|e| bad(format!("fetch {url}: {e}")))?;
                 verify_native_manifest(&text)
-                    .map_err(|e| bad(format!("{e} (fetched from {NATIVE_MANIFEST_URL})")))?;
+                    .map_err(|e| bad(format!("{e} (fetched from {url})")))?;
                 if let Some(dir) = cached.parent() {
                     let _ = tokio::fs::create_dir_all(dir).await;
                 }
