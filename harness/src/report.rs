@@ -201,7 +201,7 @@ impl VersionReport {
 
     /// `istio-1.30.3-istioctl`: this version's directory in the report directory.
     pub fn dir_name(&self) -> String {
-        format!("istio-{}-{}", self.istio, installer_name(self.installer))
+        format!("istio-{}-{}", self.istio, self.installer.name())
     }
 
     /// The JUnit report: suite `install` (one case per step), suite `scenarios`.
@@ -211,7 +211,7 @@ impl VersionReport {
 
         let mut install = TestSuite::new(format!("{}::install", self.dir_name()));
         install.add_property(("istio", self.istio.to_string().as_str()));
-        install.add_property(("installer", installer_name(self.installer)));
+        install.add_property(("installer", self.installer.name()));
         if let Some(helm) = &self.helm_version {
             install.add_property(("helm", helm.as_str()));
         }
@@ -375,14 +375,9 @@ impl VersionReport {
     pub fn markdown(&self) -> String {
         let mut md = String::new();
         let verdict = if self.passed() { "PASSED" } else { "FAILED" };
-        let _ = writeln!(
-            md,
-            "# Istio {} with {}: {verdict}\n",
-            self.istio,
-            installer_name(self.installer)
-        );
+        let _ = writeln!(md, "# Istio {} with {}: {verdict}\n", self.istio, self.installer.name());
         let _ = writeln!(md, "- Istio version: {}", self.istio);
-        let _ = writeln!(md, "- Installer: {}", installer_name(self.installer));
+        let _ = writeln!(md, "- Installer: {}", self.installer.name());
         if let Some(helm) = &self.helm_version {
             let _ = writeln!(md, "- Helm: {helm}");
         }
@@ -511,7 +506,7 @@ pub fn write_index(reports: &[VersionReport], dir: &Path) -> Result<PathBuf, Rep
             "| [{}]({}/summary.md) | {} | {} | {}/{} | {} |",
             r.istio,
             r.dir_name(),
-            installer_name(r.installer),
+            r.installer.name(),
             if r.passed() { "passed" } else { "FAILED" },
             passed.count(),
             ran.count(),
@@ -524,13 +519,6 @@ pub fn write_index(reports: &[VersionReport], dir: &Path) -> Result<PathBuf, Rep
     std::fs::write(&path, md)
         .map_err(|source| ReportError::Write { path: path.clone(), source })?;
     Ok(path)
-}
-
-fn installer_name(installer: Installer) -> &'static str {
-    match installer {
-        Installer::Istioctl => "istioctl",
-        Installer::Helm => "helm",
-    }
 }
 
 fn seconds(d: Duration) -> String {

@@ -15,8 +15,8 @@ pub struct Args {
     #[arg(long, value_name = "VER", default_value_t = NEWEST.to_string())]
     istio: String,
     /// Installer backend.
-    #[arg(long, value_enum, default_value_t = InstallerArg::Istioctl)]
-    installer: InstallerArg,
+    #[arg(long, value_name = "istioctl|helm", default_value_t = Installer::Istioctl)]
+    installer: Installer,
     /// Remote clusters, the config cluster included (1 = external + config).
     #[arg(long, value_name = "N", default_value_t = 1)]
     remotes: usize,
@@ -43,12 +43,6 @@ pub struct Args {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
-enum InstallerArg {
-    Istioctl,
-    Helm,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
 enum GatewayTlsArg {
     Passthrough,
     Simple,
@@ -70,10 +64,7 @@ impl Args {
         };
         Ok(PlanOptions {
             istio,
-            installer: match self.installer {
-                InstallerArg::Istioctl => Installer::Istioctl,
-                InstallerArg::Helm => Installer::Helm,
-            },
+            installer: self.installer,
             remotes: self.remotes,
             network_mode: match self.network_mode {
                 NetworkModeArg::MultiNetwork => NetworkMode::MultiNetwork,

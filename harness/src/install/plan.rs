@@ -289,14 +289,33 @@ pub enum PlanError {
     Write { dir: PathBuf, error: std::io::Error },
 }
 
+impl Installer {
+    /// Every backend, in the order help texts list them.
+    pub const ALL: [Installer; 2] = [Installer::Istioctl, Installer::Helm];
+
+    /// The name users type (`--installer istioctl`) and reports show: the one
+    /// mapping between a backend and its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Istioctl => "istioctl",
+            Self::Helm => "helm",
+        }
+    }
+}
+
+impl std::fmt::Display for Installer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl FromStr for Installer {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "istioctl" => Ok(Self::Istioctl),
-            "helm" => Ok(Self::Helm),
-            _ => Err(format!("unknown installer `{s}`: expected istioctl or helm")),
-        }
+        Self::ALL.into_iter().find(|i| i.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|i| i.name()).collect();
+            format!("unknown installer `{s}`: expected {}", names.join(" or "))
+        })
     }
 }
 

@@ -66,10 +66,7 @@ fn plan_snapshots_newest(
 
 fn snapshot(installer: Installer, version: &str, remotes: usize, tls: GatewayTls) {
     let p = plan(&opts(installer, version, remotes, tls)).unwrap();
-    let installer = match installer {
-        Installer::Istioctl => "istioctl",
-        Installer::Helm => "helm",
-    };
+    let installer = installer.name();
     let tls = match tls {
         GatewayTls::Passthrough => String::new(),
         GatewayTls::Simple => "_simple".into(),
@@ -661,6 +658,20 @@ fn private_files_are_removed_after_the_run_and_public_ones_kept() {
     assert!(
         p.remove_private_files(empty.path()).unwrap().is_empty(),
         "nothing written, nothing replaced"
+    );
+}
+
+/// One mapping between a backend and its name: parsing, display and serde agree.
+#[test]
+fn installer_names_round_trip() {
+    for installer in Installer::ALL {
+        assert_eq!(installer.name().parse::<Installer>(), Ok(installer));
+        assert_eq!(installer.to_string(), installer.name());
+        assert_eq!(serde_json::to_value(installer).unwrap(), installer.name());
+    }
+    assert_eq!(
+        "kubectl".parse::<Installer>().unwrap_err(),
+        "unknown installer `kubectl`: expected istioctl or helm"
     );
 }
 
