@@ -12,9 +12,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use super::checks::ISTIO_PROXY;
-
-/// The port of istiod's XDS and CA behind the external gateway.
-const XDS_PORT: u16 = 15012;
+use crate::install::values::{XDS_PORT, host_port};
 
 /// The certificates of a PEM text, each as its base64 body without whitespace.
 pub fn pem_certificates(text: &str) -> Vec<String> {
@@ -243,10 +241,7 @@ pub fn proxy_provenance_problems(pod: &Pod, cluster_id: &str, address: IpAddr) -
     let Some(proxy) = proxy_container(pod) else {
         return vec![format!("pod {name} has no {ISTIO_PROXY}")];
     };
-    let xds = match address {
-        IpAddr::V4(a) => format!("{a}:{XDS_PORT}"),
-        IpAddr::V6(a) => format!("[{a}]:{XDS_PORT}"),
-    };
+    let xds = host_port(address, XDS_PORT);
     let mut problems = Vec::new();
     let id = env(proxy, "ISTIO_META_CLUSTER_ID");
     if id != Some(cluster_id) {
