@@ -58,16 +58,28 @@ pub fn istioctl(explicit: &Path) -> Result<PathBuf, ToolError> {
 /// The client version an `istioctl` reports (`istioctl version --remote=false`), if it
 /// answers in time. Used to warn when a given istioctl is not the version under test.
 pub async fn istioctl_client_version(istioctl: &Path) -> Option<String> {
-    let run = tokio::process::Command::new(istioctl)
-        .args(["version", "--remote=false"])
+    let stdout = version_output(istioctl, &["version", "--remote=false"]).await.ok()?;
+    parse_client_version(&stdout)
+}
+
+/// Runs a program's version query (`<program> <args>`) within [`VERSION_TIMEOUT`]:
+/// its standard output, or why there is none.
+async fn version_output(program: &Path, args: &[&str]) -> Result<String, String> {
+    let command = format!("`{} {}`", program.display(), args.join(" "));
+    let run = tokio::process::Command::new(program)
+        .args(args)
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
         .output();
-    let output = tokio::time::timeout(VERSION_TIMEOUT, run).await.ok()?.ok()?;
+    let output = tokio::time::timeout(VERSION_TIMEOUT, run)
+        .await
+        .map_err(|_| format!("{command} did not answer within {VERSION_TIMEOUT:?}"))?
+        .map_err(|e| format!("{command} could not run: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     if !output.status.success() {
-        return None;
+        return Err(format!("{command} failed: {}", stdout.trim()));
     }
-    parse_client_version(&String::from_utf8_lossy(&output.stdout))
+    Ok(stdout)
 }
 
 /// Reads `1.30.3` or `client version: 1.30.3` (the forms istioctl prints).
@@ -128,24 +140,7 @@ impl std::fmt::Display for HelmVersion {
 
 /// The version of a `helm` binary (`helm version --short`), or why it cannot be read.
 pub async fn helm_version(helm: &Path) -> Result<HelmVersion, String> {
-    let run = tokio::process::Command::new(helm)
-        .args(["version", "--short"])
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(VERSION_TIMEOUT, run)
-        .await
-        .map_err(|_| {
-            format!(
-                "`{} version --short` did not answer within {VERSION_TIMEOUT:?}",
-                helm.display()
-            )
-        })?
-        .map_err(|e| format!("`{} version --short` could not run: {e}", helm.display()))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        return Err(format!("`{} version --short` failed: {}", helm.display(), stdout.trim()));
-    }
+    let stdout = version_output(helm, &["version", "--short"]).await?;
     HelmVersion::parse(&stdout).ok_or_else(|| {
         format!("`{} version --short` printed no version: {:?}", helm.display(), stdout.trim())
     })
