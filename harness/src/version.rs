@@ -212,14 +212,6 @@ impl IstioVersion {
         }
     }
 
-    /// [`IstioVersion::istiod_address_object`] as the list the checks take.
-    pub fn istiod_address_objects(self) -> &'static [IstiodAddressObject] {
-        match self.istiod_address_object() {
-            IstiodAddressObject::Endpoints => &[IstiodAddressObject::Endpoints],
-            IstiodAddressObject::EndpointSlice => &[IstiodAddressObject::EndpointSlice],
-        }
-    }
-
     /// 1.26.0 and later also render a `values` config map beside `istio` in the config
     /// cluster.
     pub fn renders_values_configmap(self) -> bool {

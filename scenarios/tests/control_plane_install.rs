@@ -50,8 +50,8 @@ async fn istiod_service_points_at_the_external_gateway() {
     let t = topology();
     let config = t.config();
     let c = client(&t, config).await;
-    let objects = t.istio.istiod_address_objects();
-    checks::istiod_address(&config.name, &c, EXTERNAL_ISTIOD, objects, t.external_addr)
+    let object = t.istio.istiod_address_object();
+    checks::istiod_address(&config.name, &c, EXTERNAL_ISTIOD, object, t.external_addr)
         .await
         .unwrap();
 }
@@ -111,8 +111,8 @@ async fn one_fail_closed_injector_and_both_validators_reach_the_external_istiod(
     let addr = t.external_addr;
     // A webhook calling the `istiod` Service reaches the external address only if the
     // Service's endpoints are that address.
-    let objects = t.istio.istiod_address_objects();
-    checks::istiod_address(&config.name, &c, EXTERNAL_ISTIOD, objects, addr).await.unwrap();
+    let object = t.istio.istiod_address_object();
+    checks::istiod_address(&config.name, &c, EXTERNAL_ISTIOD, object, addr).await.unwrap();
     let ca = expected_ca(&t, &c).await;
     let (mutating, validating) = webhook_configurations(&c).await;
 

@@ -317,45 +317,41 @@ pub async fn webhooks_do_not_mention(
     }
 }
 
-/// The `istiod` Service's address object (any of `objects`) points at `address` with
-/// ports 15012 and 15017.
+/// The `istiod` Service's address object (the version's `object`) points at
+/// `address` with ports 15012 and 15017.
 pub async fn istiod_address(
     cluster: &str,
     client: &Client,
     namespace: &str,
-    objects: &[IstiodAddressObject],
+    object: IstiodAddressObject,
     address: IpAddr,
 ) -> Result<(), CheckFailed> {
     let check = format!("istiod in {namespace} points at {address}:15012/15017");
-    let mut seen = Vec::new();
-    for object in objects {
-        match object {
-            IstiodAddressObject::Endpoints => {
-                let api = Api::<Endpoints>::namespaced(client.clone(), namespace);
-                match api.get_opt("istiod").await {
-                    Ok(Some(ep)) if endpoints_point_at(&ep, address) => return Ok(()),
-                    Ok(Some(_)) => seen.push("Endpoints istiod points elsewhere".to_string()),
-                    Ok(None) => seen.push("no Endpoints istiod".to_string()),
-                    Err(e) => seen.push(format!("reading Endpoints failed: {e}")),
-                }
-            }
-            IstiodAddressObject::EndpointSlice => {
-                let api = Api::<EndpointSlice>::namespaced(client.clone(), namespace);
-                let lp = ListParams::default().labels("kubernetes.io/service-name=istiod");
-                match api.list(&lp).await {
-                    Ok(list) if list.items.iter().any(|s| slice_points_at(s, address)) => {
-                        return Ok(());
-                    }
-                    Ok(list) => seen.push(format!(
-                        "{} EndpointSlices of istiod, none pointing there",
-                        list.items.len()
-                    )),
-                    Err(e) => seen.push(format!("listing EndpointSlices failed: {e}")),
-                }
+    let seen = match object {
+        IstiodAddressObject::Endpoints => {
+            let api = Api::<Endpoints>::namespaced(client.clone(), namespace);
+            match api.get_opt("istiod").await {
+                Ok(Some(ep)) if endpoints_point_at(&ep, address) => return Ok(()),
+                Ok(Some(_)) => "Endpoints istiod points elsewhere".to_string(),
+                Ok(None) => "no Endpoints istiod".to_string(),
+                Err(e) => format!("reading Endpoints failed: {e}"),
             }
         }
-    }
-    Err(failed(cluster, check, seen.join("; ")))
+        IstiodAddressObject::EndpointSlice => {
+            let api = Api::<EndpointSlice>::namespaced(client.clone(), namespace);
+            let lp = ListParams::default().labels("kubernetes.io/service-name=istiod");
+            match api.list(&lp).await {
+                Ok(list) if list.items.iter().any(|s| slice_points_at(s, address)) => {
+                    return Ok(());
+                }
+                Ok(list) => {
+                    format!("{} EndpointSlices of istiod, none pointing there", list.items.len())
+                }
+                Err(e) => format!("listing EndpointSlices failed: {e}"),
+            }
+        }
+    };
+    Err(failed(cluster, check, seen))
 }
 
 /// Pods matching `selector` in `namespace`, newest last.

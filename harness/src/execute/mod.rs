@@ -545,8 +545,8 @@ async fn verify(
         Check::ConfigMapExists { namespace, name } => {
             checks::config_map_exists(cluster, client, namespace, name).await?
         }
-        Check::IstiodAddress { namespace, objects, address } => {
-            checks::istiod_address(cluster, client, namespace, objects, *address).await?
+        Check::IstiodAddress { namespace, object, address } => {
+            checks::istiod_address(cluster, client, namespace, *object, *address).await?
         }
         Check::WebhooksDoNotMention { text } => {
             checks::webhooks_do_not_mention(cluster, client, text).await?

@@ -237,8 +237,8 @@ pub enum Check {
     /// The ConfigMap exists.
     ConfigMapExists { namespace: String, name: String },
     /// The `istiod` Service's address object points at `address` with ports 15012
-    /// and 15017; any of `objects` counts (which one depends on the version).
-    IstiodAddress { namespace: String, objects: Vec<IstiodAddressObject>, address: IpAddr },
+    /// and 15017; `object` is the version's ([`IstioVersion::istiod_address_object`]).
+    IstiodAddress { namespace: String, object: IstiodAddressObject, address: IpAddr },
     /// No webhook configuration of the cluster mentions `text` (istio/istio#37674).
     WebhooksDoNotMention { text: String },
     /// From a pod matching `selector` (container `container`), `curl -sS url`

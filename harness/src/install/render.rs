@@ -210,12 +210,8 @@ fn describe_check(c: &Check) -> String {
             format!("{} webhook configuration {name} ({min_webhooks}+ webhooks)", kebab(kind))
         }
         Check::ConfigMapExists { namespace, name } => format!("config map {namespace}/{name}"),
-        Check::IstiodAddress { namespace, objects, address } => {
-            let objects: Vec<String> = objects.iter().map(|o| format!("{o:?}")).collect();
-            format!(
-                "{} of service {namespace}/istiod point at {address} (15012, 15017)",
-                objects.join(" or ")
-            )
+        Check::IstiodAddress { namespace, object, address } => {
+            format!("{object:?} of service {namespace}/istiod point at {address} (15012, 15017)")
         }
         Check::WebhooksDoNotMention { text } => {
             format!("no webhook configuration mentions {text}")

@@ -420,7 +420,7 @@ fn remote_profile_checks(p: &Planner<'_>, config: bool) -> Vec<Action> {
         },
         Check::IstiodAddress {
             namespace: ns.into(),
-            objects: p.opts.istio.istiod_address_objects().to_vec(),
+            object: p.opts.istio.istiod_address_object(),
             address: p.opts.external_addr,
         },
     ];

@@ -339,15 +339,15 @@ fn istioctl_remote_profile_is_generated_then_applied() {
 }
 
 #[rstest]
-#[case("1.22.8", &["Endpoints"], false)]
-#[case("1.25.5", &["Endpoints"], false)]
-#[case("1.26.0", &["Endpoints"], true)]
-#[case("1.27.9", &["Endpoints"], true)]
-#[case("1.28.0", &["EndpointSlice"], true)]
-#[case("1.31.0", &["EndpointSlice"], true)]
+#[case("1.22.8", "Endpoints", false)]
+#[case("1.25.5", "Endpoints", false)]
+#[case("1.26.0", "Endpoints", true)]
+#[case("1.27.9", "Endpoints", true)]
+#[case("1.28.0", "EndpointSlice", true)]
+#[case("1.31.0", "EndpointSlice", true)]
 fn config_cluster_checks_follow_the_version(
     #[case] version: &str,
-    #[case] objects: &[&str],
+    #[case] object: &str,
     #[case] values_configmap: bool,
 ) {
     let p = plan_for(Installer::Istioctl, version, 1);
@@ -361,12 +361,11 @@ fn config_cluster_checks_follow_the_version(
         })
         .collect();
     let address = checks.iter().find_map(|c| match c {
-        Check::IstiodAddress { objects, address, .. } => Some((objects, address)),
+        Check::IstiodAddress { object, address, .. } => Some((object, address)),
         _ => None,
     });
     let (found, address) = address.unwrap();
-    let found: Vec<String> = found.iter().map(|o| format!("{o:?}")).collect();
-    assert_eq!(found, objects);
+    assert_eq!(format!("{found:?}"), object);
     assert_eq!(*address, PLACEHOLDER_EXTERNAL_ADDR);
     let has_values =
         checks.iter().any(|c| matches!(c, Check::ConfigMapExists { name, .. } if name == "values"));
