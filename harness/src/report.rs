@@ -189,6 +189,26 @@ fn first_lines(text: &str, n: usize) -> String {
 }
 
 impl VersionReport {
+    /// A report of nothing done yet for `istio` with `installer` on `topology`; its
+    /// notices are the version's ([`IstioVersion::notice`]).
+    pub fn new(istio: IstioVersion, installer: Installer, topology: Topology) -> Self {
+        Self {
+            istio,
+            installer,
+            helm_version: None,
+            notices: istio.notice().into_iter().collect(),
+            topology,
+            external_addr: None,
+            steps: Vec::new(),
+            setup_error: None,
+            scenarios: Vec::new(),
+            outages: OutageReport::default(),
+            not_run: Vec::new(),
+            diagnostics: None,
+            elapsed: Duration::ZERO,
+        }
+    }
+
     /// Every step succeeded, at least one scenario ran, none failed, and every outage
     /// figures file was readable (the report would otherwise lose what was measured).
     pub fn passed(&self) -> bool {
@@ -731,6 +751,13 @@ mod tests {
                 "- Note: Istio 1.32.0-rc.1 is newer than this suite knows; using 1.31's rules"
             ),
             "{md}"
+        );
+        let fresh = VersionReport::new(r.istio, r.installer, r.topology.clone());
+        assert_eq!(fresh.notices, r.notices, "a new report carries the version's notice");
+        assert!(
+            VersionReport::new(crate::version::NEWEST, r.installer, r.topology.clone())
+                .notices
+                .is_empty()
         );
         let xml = r.junit().to_string().unwrap();
         assert!(xml.contains("name=\"notice\""), "{xml}");

@@ -528,19 +528,9 @@ fn write_setup_failure_reports(s: &Settings, problems: &[String]) {
     for v in &s.versions {
         let Ok(topology) = Topology::new(s.remotes, s.network_mode) else { return };
         let report = VersionReport {
-            istio: *v,
-            installer: s.installer,
-            helm_version: None,
-            notices: v.notice().into_iter().collect(),
-            topology,
-            external_addr: None,
-            steps: Vec::new(),
             setup_error: Some(format!("preflight failed: {}", problems.join("; "))),
-            scenarios: Vec::new(),
-            outages: OutageReport::default(),
             not_run: not_run_all(s, "the preflight failed"),
-            diagnostics: None,
-            elapsed: Duration::ZERO,
+            ..VersionReport::new(*v, s.installer, topology)
         };
         if let Err(e) = report.write(&s.report_dir) {
             eprintln!("warning: the Istio {v} report was not written: {e}");
@@ -570,19 +560,9 @@ async fn run_version(
     let started = Instant::now();
     let topology = p.plan.topology.clone();
     let mut report = VersionReport {
-        istio: p.version,
-        installer: s.installer,
         helm_version: p.programs.helm_version.map(|v| v.to_string()),
-        notices: p.version.notice().into_iter().collect(),
-        topology: topology.clone(),
-        external_addr: None,
-        steps: Vec::new(),
-        setup_error: None,
-        scenarios: Vec::new(),
-        outages: OutageReport::default(),
         not_run: s.not_run.clone(),
-        diagnostics: None,
-        elapsed: Duration::ZERO,
+        ..VersionReport::new(p.version, s.installer, topology.clone())
     };
     let dir = s.report_dir.join(report.dir_name());
 
