@@ -203,8 +203,8 @@ fn citations_in_text(file: &str, text: &str, starts: &[(usize, usize)]) -> Vec<C
         }
         let path = &text[start..end];
         let stem_ok = path.len() > 3 && !path.ends_with("/.md") && !path.ends_with("..md");
-        // URLs (`https://...`) and paths under placeholders (`<dir>/x.md`) are not
-        // repository documents.
+        // URLs (`https://...`) and paths under placeholders (`<dir>/...`, `${DIR}/...`)
+        // are not repository documents.
         let placeholder = start > 0 && matches!(bytes[start - 1], b'>' | b'}' | b'*' | b':');
         if !stem_ok || path.contains("//") || placeholder {
             continue;
