@@ -387,11 +387,7 @@ mod tests {
     }
 
     fn script(dir: &Path, body: &str) -> PathBuf {
-        use std::os::unix::fs::PermissionsExt;
-        let path = dir.join("fake-installer");
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path
+        crate::istio::tools::stand_in_program(dir, "fake-installer", body)
     }
 
     #[tokio::test]

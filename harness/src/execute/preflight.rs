@@ -308,11 +308,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_explicit_istioctl_needs_no_release() {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let istioctl = dir.path().join("istioctl");
-        std::fs::write(&istioctl, "#!/bin/sh\necho 1.30.3\n").unwrap();
-        std::fs::set_permissions(&istioctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let istioctl = tools::stand_in_program(dir.path(), "istioctl", "echo 1.30.3");
         let source = ReleaseSource {
             base_url: "http://127.0.0.1:9/unused".into(),
             cache_root: dir.path().join("cache"),
@@ -335,11 +332,11 @@ mod tests {
 
     /// A stand-in `helm` that prints `version` for `helm version --short`.
     fn fake_helm(dir: &std::path::Path, version: &str) -> PathBuf {
-        use std::os::unix::fs::PermissionsExt;
-        let path = dir.join(format!("helm-{version}"));
-        std::fs::write(&path, format!("#!/bin/sh\necho {version}+g0000000\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path
+        tools::stand_in_program(
+            dir,
+            &format!("helm-{version}"),
+            &format!("echo {version}+g0000000"),
+        )
     }
 
     #[tokio::test]

@@ -166,14 +166,23 @@ pub fn helm_compatibility(helm: HelmVersion) -> Result<Option<String>, String> {
     }))
 }
 
+/// A stand-in program for tests: a `/bin/sh` script running `body`, executable.
+#[cfg(test)]
+pub(crate) fn stand_in_program(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("a test writes its stand-in");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .expect("a test makes its stand-in executable");
+    path
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
     fn write(dir: &Path, name: &str, mode: u32) -> PathBuf {
-        let path = dir.join(name);
-        std::fs::write(&path, "#!/bin/sh\necho 1.30.3\n").unwrap();
+        let path = stand_in_program(dir, name, "echo 1.30.3");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
         path
     }
@@ -269,13 +278,8 @@ mod tests {
     #[tokio::test]
     async fn the_version_of_a_helm_binary_is_read_from_its_output() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("helm");
-        std::fs::write(
-            &path,
-            "#!/bin/sh\n[ \"$1 $2\" = 'version --short' ] && echo v3.17.2+gcc0bbbd\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let body = "[ \"$1 $2\" = 'version --short' ] && echo v3.17.2+gcc0bbbd";
+        let path = stand_in_program(dir.path(), "helm", body);
         assert_eq!(helm_version(&path).await, Ok(HelmVersion { major: 3, minor: 17, patch: 2 }));
         std::fs::write(&path, "#!/bin/sh\necho nothing useful\n").unwrap();
         let err = helm_version(&path).await.unwrap_err();
