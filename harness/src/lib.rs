@@ -11,6 +11,7 @@ pub mod install;
 pub mod istio;
 pub mod kube;
 pub mod outage;
+pub mod preflight;
 pub mod remote_secret;
 pub mod report;
 pub mod samples;

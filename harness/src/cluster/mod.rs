@@ -31,9 +31,13 @@ pub mod image;
 pub mod kind;
 pub mod kubeconfig;
 pub mod pki;
+pub mod provider;
+pub mod run;
 
 pub use apiserver::{ApiCluster, ApiserverOptions, ApiserverRun};
 pub use assets::Assets;
+pub use provider::{Capabilities, Provided, ProvidedCluster, Provider};
+pub use run::{Cleanup, Run};
 
 use std::fmt;
 
@@ -157,6 +161,8 @@ pub enum ClusterError {
     Options(String),
     #[error("cleanup of run {run}: {detail}")]
     Cleanup { run: String, detail: String },
+    #[error("this provider does not support {capability}")]
+    Unsupported { capability: &'static str },
 }
 
 impl fmt::Debug for ClusterError {
