@@ -15,6 +15,7 @@ pub mod preflight;
 pub mod remote_secret;
 pub mod report;
 pub mod samples;
+pub mod suite;
 pub mod tls;
 pub mod topology;
 pub mod version;

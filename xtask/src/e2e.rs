@@ -426,7 +426,7 @@ async fn preflight_all(s: &Settings) -> Result<Vec<Prepared>, Vec<String>> {
                     node_image,
                 })
             }
-            Err(found) => problems.extend(found),
+            Err(found) => problems.extend(found.iter().map(ToString::to_string)),
         }
     }
 

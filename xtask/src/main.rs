@@ -1,5 +1,6 @@
 //! `cargo xtask`: the suite's commands. One file per task.
 
+mod args;
 mod bench;
 mod down;
 mod e2e;

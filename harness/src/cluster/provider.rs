@@ -33,6 +33,9 @@ pub trait Provider {
     /// A short name for messages and reports (`kind`, `existing`, `apiserver`).
     fn name(&self) -> &'static str;
 
+    /// What this provider can do beyond giving clusters (known before it starts any).
+    fn capabilities(&self) -> Capabilities;
+
     /// Checks, creating nothing, that [`Provider::start`] can give `topology`; every
     /// problem at once, each with its remedy.
     fn preflight(&self, topology: &Topology) -> impl Future<Output = Vec<Problem>> + Send;

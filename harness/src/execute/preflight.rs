@@ -3,6 +3,7 @@
 //! release when the plan uses it, and the images (present locally, or their registry
 //! reachable). Each problem names what is missing and how to provide it.
 
+use crate::preflight::{Problem, ProblemKind};
 use std::net::ToSocketAddrs as _;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -73,14 +74,18 @@ pub async fn programs(
     istioctl: Option<&std::path::Path>,
     helm: Option<&std::path::Path>,
     source: &ReleaseSource,
-) -> Result<(Programs, Option<Release>), Vec<String>> {
+) -> Result<(Programs, Option<Release>), Vec<Problem>> {
     let mut problems = Vec::new();
     let release_needed = needs.release || (needs.istioctl && istioctl.is_none());
     let release = if release_needed {
         match source.fetch(version).await {
             Ok(r) => Some(r),
             Err(e) => {
-                problems.push(format!("Istio {version} release: {e}"));
+                problems.push(Problem::new(
+                    ProblemKind::Release,
+                    format!("Istio {version} release: {e}"),
+                    "",
+                ));
                 None
             }
         }
@@ -98,7 +103,11 @@ pub async fn programs(
                 p
             }
             Err(e) => {
-                problems.push(format!("{e}: pass the path of an istioctl binary"));
+                problems.push(Problem::new(
+                    ProblemKind::Program,
+                    e.to_string(),
+                    "pass the path of an istioctl binary",
+                ));
                 PathBuf::new()
             }
         },
@@ -110,7 +119,7 @@ pub async fn programs(
         match tools::helm(helm) {
             Ok(p) => Some(p),
             Err(e) => {
-                problems.push(e.to_string());
+                problems.push(Problem::new(ProblemKind::Program, e.to_string(), ""));
                 None
             }
         }
@@ -126,9 +135,11 @@ pub async fn programs(
                 }
                 helm_version = Some(v);
             }
-            Err(problem) => {
-                problems.push(format!("{problem}: pass a working helm with --helm PATH"))
-            }
+            Err(problem) => problems.push(Problem::new(
+                ProblemKind::Program,
+                problem.to_string(),
+                "pass a working helm with --helm PATH",
+            )),
         }
     }
     if !problems.is_empty() {
@@ -302,8 +313,10 @@ mod tests {
         let missing_helm = dir.path().join("no-helm");
         let err = programs(v, needs, None, Some(&missing_helm), &source).await.unwrap_err();
         assert_eq!(err.len(), 2, "{err:?}");
-        assert!(err[0].contains(&format!("{base}/1.22.8/istio-1.22.8-")), "{}", err[0]);
-        assert!(err[1].contains("no-helm"), "{}", err[1]);
+        assert_eq!(err[0].kind, ProblemKind::Release);
+        assert!(err[0].message.contains(&format!("{base}/1.22.8/istio-1.22.8-")), "{}", err[0]);
+        assert_eq!(err[1].kind, ProblemKind::Program);
+        assert!(err[1].message.contains("no-helm"), "{}", err[1]);
     }
 
     #[tokio::test]
@@ -355,7 +368,9 @@ mod tests {
         let old = fake_helm(dir.path(), "v3.5.4");
         let err = programs(v, needs, None, Some(&old), &source).await.unwrap_err();
         assert_eq!(err.len(), 1, "{err:?}");
-        assert!(err[0].contains("v3.5.4") && err[0].contains("--helm PATH"), "{}", err[0]);
-        assert!(err[0].contains("Helm 3.16 and later"), "says what works: {}", err[0]);
+        assert_eq!(err[0].kind, ProblemKind::Program);
+        assert!(err[0].message.contains("v3.5.4"), "{}", err[0]);
+        assert!(err[0].remedy.contains("--helm PATH"), "{}", err[0]);
+        assert!(err[0].to_string().contains("Helm 3.16 and later"), "says what works: {}", err[0]);
     }
 }

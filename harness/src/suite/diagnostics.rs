@@ -1,0 +1,89 @@
+//! The diagnostics of a failed version: the bundle from every cluster (the external
+//! cluster and `external-istiod` included), node logs where the provider has them,
+//! and Envoy config dumps of the mesh's proxies.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::Say;
+use crate::cluster::Provided;
+use crate::diag::{self, ClusterInput};
+use crate::execute::{ClusterAccess, Clusters, checks};
+
+/// Namespaces dumped into the diagnostics bundle.
+const DIAG_NAMESPACES: [&str; 5] =
+    ["istio-system", "external-istiod", "sample", "metallb-system", "kube-system"];
+/// At most this many Envoy config dumps per cluster.
+const MAX_CONFIG_DUMPS: usize = 20;
+/// Lines of each node's log.
+const NODE_LOG_LINES: usize = 2000;
+
+pub(super) async fn collect<H: Provided>(
+    handle: &H,
+    clusters: &Clusters,
+    out: &Path,
+    say: Say,
+) -> Result<(), diag::DiagError> {
+    let node_logs = handle.capabilities().node_logs;
+    let mut inputs = Vec::new();
+    for c in handle.clusters() {
+        let Some(access) = clusters.get(&c.name) else { continue };
+        let container_logs = if node_logs {
+            handle
+                .node_logs(&c.name, NODE_LOG_LINES)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        inputs.push(ClusterInput {
+            name: c.name.clone(),
+            client: access.client.clone(),
+            namespaces: DIAG_NAMESPACES.iter().map(|n| n.to_string()).collect(),
+            container_logs,
+        });
+    }
+    let bundle = diag::collect(&inputs, out, Duration::from_secs(10)).await?;
+    for problem in &bundle.problems {
+        say(&format!("    diagnostics: {problem}"));
+    }
+    for (name, access) in clusters {
+        config_dumps(name, access, &out.join(name).join("envoy")).await;
+    }
+    Ok(())
+}
+
+/// `pilot-agent request GET config_dump` in every proxy of the dumped namespaces
+/// (sidecars and gateways), redacted, at most [`MAX_CONFIG_DUMPS`] per cluster.
+async fn config_dumps(cluster: &str, access: &ClusterAccess, out: &Path) {
+    let client = &access.client;
+    let mut dumped = 0;
+    for ns in DIAG_NAMESPACES {
+        let Ok(pods) = checks::pods(cluster, client, ns, "").await else { continue };
+        for pod in pods {
+            if dumped >= MAX_CONFIG_DUMPS {
+                return;
+            }
+            let has_proxy = checks::sidecar_placement(&pod).is_some()
+                || pod
+                    .spec
+                    .as_ref()
+                    .is_some_and(|s| s.containers.iter().any(|c| c.name == checks::ISTIO_PROXY));
+            let Some(name) = pod.metadata.name.clone() else { continue };
+            if !has_proxy {
+                continue;
+            }
+            let command = ["pilot-agent", "request", "GET", "config_dump"];
+            let text = match checks::exec(client, ns, &name, checks::ISTIO_PROXY, &command).await {
+                Ok(dump) => dump,
+                Err(e) => format!("config dump failed: {e}\n"),
+            };
+            let path = out.join(format!("{ns}-{name}.json"));
+            let _ = std::fs::create_dir_all(out);
+            let _ = std::fs::write(&path, diag::redact_text(&text).as_bytes());
+            dumped += 1;
+        }
+    }
+}

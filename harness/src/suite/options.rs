@@ -1,0 +1,304 @@
+//! What a suite run is asked to do, checked before anything touches the machine.
+
+use std::path::PathBuf;
+
+use super::scenarios::{SCENARIOS, Scenario, scenario};
+use crate::install::{GatewayTls, Installer, PlanOptions};
+use crate::report::NotRun;
+use crate::topology::{NetworkMode, PLACEHOLDER_EXTERNAL_ADDR, Topology, TopologyError};
+use crate::version::{IstioVersion, VersionError};
+
+/// Everything a run of the suite depends on. [`SuiteOptions::new`] checks it.
+#[derive(Debug, Clone)]
+pub struct SuiteOptions {
+    /// Run one after another (or up to `parallel` at once), each in fresh clusters
+    /// unless `reuse`.
+    pub versions: Vec<IstioVersion>,
+    pub installer: Installer,
+    /// Remotes including the config cluster (1 = external + config).
+    pub remotes: usize,
+    pub network_mode: NetworkMode,
+    pub gateway_tls: GatewayTls,
+    /// Image hub and tag of Istio's images (and the samples' hub).
+    pub hub: Option<String>,
+    pub tag: Option<String>,
+    /// Keep the clusters and the install after the run.
+    pub keep: bool,
+    /// Hand the clusters on from one version to the next (Istio removed in between).
+    pub reuse: bool,
+    /// Versions run at once, each in clusters of its own.
+    pub parallel: usize,
+    /// The scenarios to run, in the procedure's order.
+    pub scenarios: Vec<&'static Scenario>,
+    /// The scenarios not run, with why (reported).
+    pub not_run: Vec<NotRun>,
+    /// Where the report goes.
+    pub report_dir: PathBuf,
+    /// An istioctl or helm binary instead of the release's or PATH's.
+    pub istioctl: Option<PathBuf>,
+    pub helm: Option<PathBuf>,
+    /// How the scenario tests are run.
+    pub runner: ScenarioRunner,
+}
+
+/// How the suite starts the scenario tests: `cargo nextest run -p ecp-scenarios` in
+/// the workspace that holds them.
+#[derive(Debug, Clone)]
+pub struct ScenarioRunner {
+    /// The `cargo` to run (`$CARGO` under cargo).
+    pub cargo: PathBuf,
+    /// The workspace holding the `ecp-scenarios` crate.
+    pub workspace: PathBuf,
+    /// Its target directory (nextest writes the e2e profile's JUnit under it).
+    pub target_dir: PathBuf,
+}
+
+/// Why the options cannot be run.
+#[derive(Debug, thiserror::Error)]
+pub enum OptionsError {
+    #[error(transparent)]
+    Version(#[from] VersionError),
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    #[error("--istio names no version")]
+    NoVersion,
+    #[error("--parallel 0: run at least one version at a time")]
+    NoParallelism,
+    #[error("unknown scenario `{name}`: the scenarios are {known}")]
+    UnknownScenario { name: String, known: String },
+    #[error("no scenario can run: {0}")]
+    NoScenario(String),
+}
+
+/// The options of a run as given, before checking (the xtask's arguments map onto it).
+#[derive(Debug, Clone)]
+pub struct Requested {
+    pub versions: Vec<String>,
+    pub installer: Installer,
+    pub remotes: usize,
+    pub network_mode: NetworkMode,
+    pub gateway_tls: GatewayTls,
+    pub hub: Option<String>,
+    pub tag: Option<String>,
+    pub keep: bool,
+    pub reuse: bool,
+    pub parallel: usize,
+    /// Scenario names; empty means every scenario the topology allows.
+    pub scenarios: Vec<String>,
+    pub report_dir: PathBuf,
+    pub istioctl: Option<PathBuf>,
+    pub helm: Option<PathBuf>,
+}
+
+impl SuiteOptions {
+    /// Checks what was requested: versions supported, topology possible, scenarios
+    /// known and runnable. Notices (a minor newer than the suite knows) come back to be
+    /// shown.
+    pub fn new(r: Requested, runner: ScenarioRunner) -> Result<(Self, Vec<String>), OptionsError> {
+        let mut versions = Vec::new();
+        let mut notices = Vec::new();
+        for v in &r.versions {
+            let version = IstioVersion::parse_supported(v)?;
+            notices.extend(version.notice());
+            versions.push(version);
+        }
+        if versions.is_empty() {
+            return Err(OptionsError::NoVersion);
+        }
+        if r.parallel == 0 {
+            return Err(OptionsError::NoParallelism);
+        }
+        Topology::new(r.remotes, r.network_mode)?;
+        let (scenarios, not_run) = select_scenarios(&r.scenarios, r.remotes)?;
+        if scenarios.is_empty() {
+            let why: Vec<String> =
+                not_run.iter().map(|n| format!("{} ({})", n.what, n.why)).collect();
+            return Err(OptionsError::NoScenario(why.join(", ")));
+        }
+        let options = Self {
+            versions,
+            installer: r.installer,
+            remotes: r.remotes,
+            network_mode: r.network_mode,
+            gateway_tls: r.gateway_tls,
+            hub: r.hub,
+            tag: r.tag,
+            keep: r.keep,
+            reuse: r.reuse,
+            parallel: r.parallel,
+            scenarios,
+            not_run,
+            report_dir: r.report_dir,
+            istioctl: r.istioctl,
+            helm: r.helm,
+            runner,
+        };
+        Ok((options, notices))
+    }
+
+    /// The plan options for `version`, planned for a placeholder address (the
+    /// executor plans again for the gateway's observed address after step 1) unless
+    /// the provider knows the address.
+    pub fn plan_options(
+        &self,
+        version: IstioVersion,
+        external_addr: Option<std::net::IpAddr>,
+    ) -> PlanOptions {
+        PlanOptions {
+            istio: version,
+            installer: self.installer,
+            remotes: self.remotes,
+            network_mode: self.network_mode,
+            gateway_tls: self.gateway_tls,
+            external_addr: external_addr.unwrap_or(PLACEHOLDER_EXTERNAL_ADDR),
+            hub: self.hub.clone(),
+            tag: self.tag.clone(),
+        }
+    }
+
+    /// Every selected scenario as not run, for `why`, plus those never selected.
+    pub fn not_run_all(&self, why: &str) -> Vec<NotRun> {
+        self.scenarios
+            .iter()
+            .map(|sc| NotRun { what: sc.name.into(), why: why.into() })
+            .chain(self.not_run.iter().cloned())
+            .collect()
+    }
+}
+
+/// The scenarios to run and those not run (with why).
+pub fn select_scenarios(
+    names: &[String],
+    remotes: usize,
+) -> Result<(Vec<&'static Scenario>, Vec<NotRun>), OptionsError> {
+    for name in names {
+        if scenario(name).is_none() {
+            let known: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
+            return Err(OptionsError::UnknownScenario {
+                name: name.clone(),
+                known: known.join(", "),
+            });
+        }
+    }
+    let mut selected = Vec::new();
+    let mut not_run = Vec::new();
+    for s in SCENARIOS {
+        if !names.is_empty() && !names.iter().any(|n| n == s.name) {
+            not_run
+                .push(NotRun { what: s.name.into(), why: "not selected with --scenario".into() });
+        } else if remotes < s.min_remotes {
+            not_run.push(NotRun {
+                what: s.name.into(),
+                why: format!("needs --remotes {} (this run has {remotes})", s.min_remotes),
+            });
+        } else {
+            selected.push(s);
+        }
+    }
+    Ok((selected, not_run))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::version::NEWEST;
+
+    fn requested() -> Requested {
+        Requested {
+            versions: vec![NEWEST.to_string()],
+            installer: Installer::Istioctl,
+            remotes: 1,
+            network_mode: NetworkMode::MultiNetwork,
+            gateway_tls: GatewayTls::Passthrough,
+            hub: None,
+            tag: None,
+            keep: false,
+            reuse: false,
+            parallel: 1,
+            scenarios: Vec::new(),
+            report_dir: PathBuf::from("target/ecp-report"),
+            istioctl: None,
+            helm: None,
+        }
+    }
+
+    fn runner() -> ScenarioRunner {
+        ScenarioRunner { cargo: "cargo".into(), workspace: ".".into(), target_dir: "target".into() }
+    }
+
+    fn check(r: Requested) -> Result<SuiteOptions, OptionsError> {
+        SuiteOptions::new(r, runner()).map(|(o, _)| o)
+    }
+
+    #[test]
+    fn one_remote_runs_every_scenario_but_multi_remote() {
+        let o = check(requested()).unwrap();
+        let names: Vec<_> = o.scenarios.iter().map(|sc| sc.name).collect();
+        assert_eq!(
+            names,
+            [
+                "control_plane_install",
+                "sidecar_injection",
+                "in_mesh_traffic",
+                "ingress_traffic",
+                "validation",
+                "outage"
+            ]
+        );
+        assert_eq!(
+            o.not_run,
+            [NotRun {
+                what: "multi_remote".into(),
+                why: "needs --remotes 2 (this run has 1)".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn selected_scenarios_keep_the_procedure_order() {
+        let r = Requested {
+            remotes: 2,
+            scenarios: vec!["multi_remote".into(), "ingress_traffic".into()],
+            ..requested()
+        };
+        let o = check(r).unwrap();
+        let names: Vec<_> = o.scenarios.iter().map(|sc| sc.name).collect();
+        assert_eq!(names, ["ingress_traffic", "multi_remote"]);
+        assert_eq!(o.not_run.len(), SCENARIOS.len() - 2);
+        assert!(o.not_run.iter().all(|n| n.why == "not selected with --scenario"));
+    }
+
+    #[test]
+    fn bad_requests_are_refused_naming_what_is_wrong() {
+        let err = |r: Requested| check(r).unwrap_err().to_string();
+        let e = err(Requested { versions: vec!["1.21.0".into()], ..requested() });
+        assert!(e.contains("1.22.0 and later"), "{e}");
+        let e = err(Requested { scenarios: vec!["nope".into()], ..requested() });
+        assert!(e.contains("unknown scenario `nope`") && e.contains("multi_remote"), "{e}");
+        let e = err(Requested { remotes: 0, ..requested() });
+        assert!(e.contains("between 1 and 8"), "{e}");
+        let e = err(Requested { scenarios: vec!["multi_remote".into()], ..requested() });
+        assert!(e.contains("needs --remotes 2"), "{e}");
+        let e = err(Requested { parallel: 0, ..requested() });
+        assert!(e.contains("--parallel 0"), "{e}");
+        let e = err(Requested { versions: Vec::new(), ..requested() });
+        assert!(e.contains("no version"), "{e}");
+    }
+
+    #[test]
+    fn a_newer_minor_is_run_with_a_notice() {
+        let r = Requested { versions: vec!["1.99.0".into()], ..requested() };
+        let (o, notices) = SuiteOptions::new(r, runner()).unwrap();
+        assert_eq!(o.versions[0].to_string(), "1.99.0");
+        assert_eq!(notices.len(), 1, "{notices:?}");
+    }
+
+    #[test]
+    fn plans_use_the_placeholder_unless_the_address_is_known() {
+        let o = check(requested()).unwrap();
+        let p = o.plan_options(NEWEST, None);
+        assert_eq!(p.external_addr, PLACEHOLDER_EXTERNAL_ADDR);
+        let known = "10.1.2.3".parse().unwrap();
+        assert_eq!(o.plan_options(NEWEST, Some(known)).external_addr, known);
+    }
+}

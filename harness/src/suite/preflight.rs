@@ -1,0 +1,220 @@
+//! The suite's preflight: everything every version needs, checked in seconds, all
+//! problems at once, before anything is created. The provider checks its own part
+//! (Docker and node images for kind; reachability, versions and permissions for
+//! existing clusters); the suite checks the plans, the programs and releases the
+//! installer backend declares, its repositories, and (where the provider loads them)
+//! the images.
+
+use std::collections::BTreeMap;
+
+use super::SuiteOptions;
+use crate::cluster::{Provider, docker};
+use crate::execute::command::Programs;
+use crate::execute::preflight as checks;
+use crate::install::{self, Plan};
+use crate::istio::release::ReleaseSource;
+use crate::preflight::{Problem, ProblemKind};
+use crate::samples::SampleImages;
+use crate::topology::Topology;
+use crate::version::IstioVersion;
+
+/// What the preflight established for one version.
+pub struct Prepared<P> {
+    pub version: IstioVersion,
+    pub provider: P,
+    pub plan: Plan,
+    pub programs: Programs,
+}
+
+/// Checks every version; the prepared versions, or every problem found.
+pub async fn preflight_all<P, F>(
+    s: &SuiteOptions,
+    providers: F,
+) -> Result<Vec<Prepared<P>>, Vec<Problem>>
+where
+    P: Provider,
+    F: Fn(IstioVersion) -> Result<P, Problem>,
+{
+    let mut problems = Vec::new();
+    let topology = match Topology::new(s.remotes, s.network_mode) {
+        Ok(t) => t,
+        Err(e) => return Err(vec![Problem::new(ProblemKind::Planning, e.to_string(), "")]),
+    };
+
+    // The providers' own preflight, once per distinct provider problem set.
+    let mut chosen = Vec::new();
+    for v in &s.versions {
+        match providers(*v) {
+            Ok(p) => {
+                let found = p.preflight(&topology).await;
+                let docker_down = found.iter().any(|p| p.kind == ProblemKind::Docker);
+                problems.extend(found);
+                chosen.push(Some(p));
+                if docker_down {
+                    // Every version would say the same.
+                    break;
+                }
+            }
+            Err(problem) => {
+                problems.push(problem);
+                chosen.push(None);
+            }
+        }
+    }
+    let capabilities = chosen.iter().flatten().next().map(|p| p.capabilities()).unwrap_or_default();
+    let docker_ok = !problems.iter().any(|p| p.kind == ProblemKind::Docker);
+
+    let source = match ReleaseSource::from_env() {
+        Ok(source) => Some(source),
+        Err(e) => {
+            problems.push(Problem::new(ProblemKind::Release, e.to_string(), ""));
+            None
+        }
+    };
+    let mut prepared = Vec::new();
+    for (v, provider) in s.versions.iter().zip(chosen) {
+        let known_addr = None;
+        let plan = match install::plan(&s.plan_options(*v, known_addr)) {
+            Ok(plan) => plan,
+            Err(e) => {
+                problems.push(Problem::new(
+                    ProblemKind::Planning,
+                    format!("Istio {v}: planning: {e}"),
+                    "",
+                ));
+                continue;
+            }
+        };
+        for host in checks::helm_repo_hosts(&plan) {
+            if let Err(why) = checks::host_reachable(&host, 443, checks::REACH_TIMEOUT).await {
+                problems.push(Problem::new(
+                    ProblemKind::Repository,
+                    format!("Istio {v}: helm installs charts from https://{host} ({why})"),
+                    "run where it is reachable, or use --installer istioctl",
+                ));
+            }
+        }
+        let Some(source) = &source else { continue };
+        let needs = checks::plan_needs(&plan);
+        match checks::programs(*v, needs, s.istioctl.as_deref(), s.helm.as_deref(), source).await {
+            Ok((programs, _)) => {
+                if let Some(provider) = provider {
+                    prepared.push(Prepared { version: *v, provider, plan, programs });
+                }
+            }
+            Err(found) => problems.extend(found),
+        }
+    }
+
+    if docker_ok && capabilities.load_images {
+        let mut images: Vec<String> = s.versions.iter().flat_map(|v| images_for(s, *v)).collect();
+        images.sort();
+        images.dedup();
+        problems.extend(image_problems(&images).await);
+    }
+
+    if problems.is_empty() && prepared.len() == s.versions.len() {
+        Ok(prepared)
+    } else {
+        crate::preflight::dedup(&mut problems);
+        Err(problems)
+    }
+}
+
+/// Istio's and the samples' images of a version's run (what a provider that loads
+/// images loads; what the clusters must pull otherwise).
+pub fn images_for(s: &SuiteOptions, v: IstioVersion) -> Vec<String> {
+    let mut images = checks::istio_images(v, s.hub.as_deref(), s.tag.as_deref());
+    let mut samples = SampleImages::for_version(v);
+    if let Some(hub) = &s.hub {
+        samples = samples.with_hub(hub);
+    }
+    images.push(samples.helloworld_image("v1"));
+    if s.remotes >= 2 {
+        images.push(samples.helloworld_image("v2"));
+    }
+    images.push(samples.client_image.clone());
+    images
+}
+
+/// Images missing locally whose registry does not answer, grouped by registry.
+async fn image_problems(images: &[String]) -> Vec<Problem> {
+    let docker = match docker::connect().await {
+        Ok(d) => d,
+        Err(e) => {
+            return vec![Problem::new(
+                ProblemKind::Docker,
+                format!("Docker is not reachable: {e}"),
+                "",
+            )];
+        }
+    };
+    let mut missing: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for image in images {
+        let reference = crate::cluster::kind::images::with_default_tag(image);
+        if docker.inspect_image(&reference).await.is_err() {
+            missing.entry(checks::registry_host(image)).or_default().push(image.clone());
+        }
+    }
+    let mut problems = Vec::new();
+    for (host, images) in missing {
+        if let Err(why) = checks::host_reachable(&host, 443, checks::REACH_TIMEOUT).await {
+            problems.push(Problem::new(
+                ProblemKind::Images,
+                checks::missing_images_problem(&images, &host, &why),
+                "",
+            ));
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::install::{GatewayTls, Installer};
+    use crate::suite::{Requested, ScenarioRunner};
+    use crate::topology::NetworkMode;
+
+    fn options(version: &str, remotes: usize, hub: Option<&str>) -> SuiteOptions {
+        let r = Requested {
+            versions: vec![version.into()],
+            installer: Installer::Istioctl,
+            remotes,
+            network_mode: NetworkMode::MultiNetwork,
+            gateway_tls: GatewayTls::Passthrough,
+            hub: hub.map(String::from),
+            tag: None,
+            keep: false,
+            reuse: false,
+            parallel: 1,
+            scenarios: Vec::new(),
+            report_dir: "r".into(),
+            istioctl: None,
+            helm: None,
+        };
+        let runner =
+            ScenarioRunner { cargo: "cargo".into(), workspace: ".".into(), target_dir: "t".into() };
+        SuiteOptions::new(r, runner).map(|(o, _)| o).expect("valid options")
+    }
+
+    #[test]
+    fn images_cover_istio_and_the_samples() {
+        let s = options("1.29.6", 2, None);
+        assert_eq!(
+            images_for(&s, s.versions[0]),
+            [
+                "docker.io/istio/pilot:1.29.6",
+                "docker.io/istio/proxyv2:1.29.6",
+                "docker.io/istio/examples-helloworld-v1:1.0",
+                "docker.io/istio/examples-helloworld-v2:1.0",
+                "docker.io/curlimages/curl:8.16.0",
+            ]
+        );
+        let s = options("1.23.6", 1, Some("my.reg/istio"));
+        let images = images_for(&s, s.versions[0]);
+        assert_eq!(images[0], "my.reg/istio/pilot:1.23.6");
+        assert_eq!(images[2], "my.reg/istio/examples-helloworld-v1:1.0");
+        assert_eq!(images[3], "curlimages/curl", "the client image keeps its own registry");
+    }
+}

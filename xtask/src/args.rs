@@ -1,0 +1,57 @@
+//! The arguments `cargo xtask plan` and `cargo xtask e2e` share: what is installed
+//! and on which topology. One definition, so that a plan printed by `plan` is the
+//! plan `e2e` runs for the same arguments.
+
+use ecp_harness::install::{GatewayTls, Installer};
+use ecp_harness::topology::NetworkMode;
+use ecp_harness::version::NEWEST;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct InstallArgs {
+    /// Istio versions, comma-separated (e.g. 1.22.8,1.31.0): every version from
+    /// 1.22.0 on, pre-releases included (1.31.0-rc.0); a minor newer than the suite
+    /// knows runs with the newest known rules. A build of Istio's main branch:
+    /// `--istio 1.32.0-dev --hub H --tag T --istioctl PATH`. `plan` takes one.
+    #[arg(long = "istio", value_name = "V1,V2,...", value_delimiter = ',', default_values_t = [NEWEST.to_string()])]
+    pub istio: Vec<String>,
+    /// Installer backend: `istioctl` (IstioOperator files, the guide's form) or `helm`
+    /// (Istio's charts with values files).
+    #[arg(long, value_name = "istioctl|helm", default_value_t = Installer::Istioctl)]
+    pub installer: Installer,
+    /// Remote clusters, the config cluster included (1 = external + config; 2 adds
+    /// remote2 running helloworld v2, needed by the multi_remote scenario).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub remotes: usize,
+    /// How the external gateway carries 15012/15017: `passthrough` (TLS to istiod) or
+    /// `simple` (TLS terminated at the gateway with a certificate for its address).
+    #[arg(long, value_name = "passthrough|simple", default_value = "passthrough")]
+    pub gateway_tls: GatewayTls,
+    /// Further remotes on their own networks (`multi-network`, with east-west
+    /// gateways) or on the config cluster's network (`same-network`).
+    #[arg(long, value_name = "multi-network|same-network", default_value = "multi-network", value_parser = parse_network_mode)]
+    pub network_mode: NetworkMode,
+    /// Short for `--network-mode same-network`.
+    #[arg(long, conflicts_with = "network_mode")]
+    pub same_network: bool,
+    /// Image hub of Istio's images (`global.hub`) and of the samples (default: the
+    /// release's hub).
+    #[arg(long, value_name = "HUB")]
+    pub hub: Option<String>,
+    /// Image tag of Istio's images (`global.tag`; default: the Istio version).
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+}
+
+impl InstallArgs {
+    pub fn network_mode(&self) -> NetworkMode {
+        if self.same_network { NetworkMode::SameNetwork } else { self.network_mode }
+    }
+}
+
+fn parse_network_mode(s: &str) -> Result<NetworkMode, String> {
+    match s {
+        "multi-network" => Ok(NetworkMode::MultiNetwork),
+        "same-network" => Ok(NetworkMode::SameNetwork),
+        _ => Err(format!("unknown network mode `{s}`: expected multi-network or same-network")),
+    }
+}
