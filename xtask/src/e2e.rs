@@ -688,7 +688,7 @@ async fn cluster_access(run: &KindRun) -> anyhow::Result<Clusters> {
             ClusterAccess {
                 client,
                 kubeconfig: c.host_kubeconfig.clone(),
-                api_server: Some(c.peer_address()),
+                api_server: Some(c.peer_server()),
             },
         );
     }

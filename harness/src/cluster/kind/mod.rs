@@ -367,7 +367,7 @@ impl KindRun {
         let mut addrs = RuntimeAddrs::default();
         for c in &self.clusters {
             let name = c.spec.name.clone();
-            addrs.api_servers.insert(name.clone(), c.peer_address());
+            addrs.api_servers.insert(name.clone(), c.peer_server());
             addrs.host_kubeconfigs.insert(name.clone(), c.host_kubeconfig.clone());
             addrs.peer_kubeconfigs.insert(name, c.peer_kubeconfig.clone());
         }
