@@ -2,7 +2,7 @@
 //! and the addresses known only at run time (procedure.md "Roles and topology").
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use ipnet::Ipv4Net;
@@ -77,8 +77,9 @@ pub struct Topology {
 pub struct RuntimeAddrs {
     /// `EXTERNAL_ISTIOD_ADDR`: the external gateway's LoadBalancer IP.
     pub external_gateway_ip: Option<IpAddr>,
-    /// Each cluster's API server on the shared network (node IP:6443), by cluster name.
-    pub api_servers: BTreeMap<String, SocketAddr>,
+    /// Each cluster's API server as the other clusters reach it, a URL
+    /// (`https://<node IP>:6443`), by cluster name.
+    pub api_servers: BTreeMap<String, String>,
     /// Each cluster's kubeconfig for the host, by cluster name.
     pub host_kubeconfigs: BTreeMap<String, PathBuf>,
     /// Each cluster's kubeconfig for peers on the shared network, by cluster name.

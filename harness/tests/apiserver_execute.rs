@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ecp_harness::cluster::ApiserverRun;
+use ecp_harness::cluster::{ApiserverRun, Provided};
 use ecp_harness::execute::command::Programs;
 use ecp_harness::execute::progress::ProgressMode;
 use ecp_harness::execute::{ClusterAccess, Clusters, ExecOptions, Phase, execute};
@@ -89,17 +89,11 @@ fn plan(steps: Vec<Step>, files: Vec<PlanFile>) -> Plan {
     Plan { options, topology: Topology::new(1, NetworkMode::MultiNetwork).unwrap(), steps, files }
 }
 
+/// The clusters as the suite reaches any provider's: through the provider seam.
 async fn clusters(run: &ApiserverRun) -> Clusters {
     let mut clusters = BTreeMap::new();
-    for c in run.clusters() {
-        clusters.insert(
-            c.name.clone(),
-            ClusterAccess {
-                client: c.client().await.unwrap(),
-                kubeconfig: c.host_kubeconfig.clone(),
-                api_server: Some(c.address),
-            },
-        );
+    for c in Provided::clusters(run) {
+        clusters.insert(c.name.clone(), ClusterAccess::connect(&c).await.unwrap());
     }
     clusters
 }

@@ -24,6 +24,7 @@ use ecp_harness::execute::{
 use ecp_harness::install::{self, GatewayTls, Installer, Plan, PlanOptions};
 use ecp_harness::istio::release::ReleaseSource;
 use ecp_harness::istio::tools;
+use ecp_harness::preflight::ProblemKind;
 use ecp_harness::report::{
     self, NotRun, OutageReport, ScenarioResult, ScenarioStatus, VersionReport,
 };
@@ -368,13 +369,13 @@ async fn preflight_all(s: &Settings) -> Result<Vec<Prepared>, Vec<String>> {
         match kind::preflight(&opts, reachable.is_ok(), NODE_IMAGE_PULL_TIMEOUT).await {
             Ok(report) => report.warnings.iter().for_each(|w| eprintln!("warning: {w}")),
             Err(kind::KindError::Preflight { problems: found }) => {
-                docker_ok &= !found.iter().any(|p| p.starts_with("Docker"));
+                docker_ok &= !found.iter().any(|p| p.kind == ProblemKind::Docker);
                 for p in found {
-                    match (&reachable, p.contains("could not be pulled")) {
+                    match (&reachable, p.kind == ProblemKind::NodeImage) {
                         (Err(why), true) => {
                             problems.push(format!("{p} [registry {host} unreachable: {why}]"))
                         }
-                        _ => problems.push(p),
+                        _ => problems.push(p.to_string()),
                     }
                 }
             }
@@ -687,7 +688,7 @@ async fn cluster_access(run: &KindRun) -> anyhow::Result<Clusters> {
             ClusterAccess {
                 client,
                 kubeconfig: c.host_kubeconfig.clone(),
-                api_server: Some(c.peer_address()),
+                api_server: Some(c.peer_server()),
             },
         );
     }

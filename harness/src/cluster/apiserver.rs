@@ -10,10 +10,15 @@
 //! cluster's CA, and until the controller manager has created the `default`
 //! ServiceAccount (a watch, so the cluster is usable for tests that need it).
 //!
-//! [`ApiserverRun`] owns the network and containers: dropping it (also while
-//! unwinding from a panic) removes everything labelled with its run id, unless
-//! [`ApiserverRun::keep`] disarmed it for manual use.
+//! [`ApiserverRun`] owns the network and containers through its [`Run`]: dropping it
+//! (also while unwinding from a panic) removes everything labelled with its run id,
+//! unless [`ApiserverRun::keep`] disarmed it for manual use.
+//!
+//! [`ApiserverProvider`] gives these clusters through the provider seam
+//! ([`super::provider`]): the project's own tests of what the suite does with any
+//! provider.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -28,7 +33,11 @@ use tracing::Instrument;
 use super::image::PKI_DIR;
 use super::kubeconfig::{self, KubeconfigSpec};
 use super::pki::ClusterPki;
+use super::provider::{Capabilities, Provided, ProvidedCluster, Provider};
+use super::run::{Cleanup, Run};
 use super::{Assets, CLUSTER_LABEL, ClusterError, RunId, docker, image};
+use crate::preflight::{Problem, ProblemKind};
+use crate::topology::Topology;
 
 /// The API server's port inside the container (and on the network).
 pub const API_PORT: u16 = 6443;
@@ -69,8 +78,13 @@ impl ApiserverOptions {
     }
 
     /// One cluster per cluster of the topology, same names and service ranges.
-    pub fn for_topology(topology: &crate::topology::Topology) -> Self {
+    pub fn for_topology(topology: &Topology) -> Self {
         Self::named(topology.clusters.iter().map(|c| c.name.clone()))
+    }
+
+    /// These options with the clusters of `topology` (same names and service ranges).
+    fn with_topology(&self, topology: &Topology) -> Self {
+        Self { names: Self::for_topology(topology).names, ..self.clone() }
     }
 
     fn validate(&self) -> Result<(), ClusterError> {
@@ -183,22 +197,18 @@ impl ApiCluster {
     }
 }
 
-/// The clusters of one run. Dropping it removes them (see the module docs).
+/// The clusters of one run. Dropping it removes them (its [`Run`]'s `Drop`).
 pub struct ApiserverRun {
-    run_id: RunId,
     network: String,
     clusters: Vec<ApiCluster>,
-    dir: PathBuf,
     ready_after: Duration,
-    armed: bool,
-    // Declared last: dropped after the cleanup in `Drop::drop`.
-    _tempdir: Option<tempfile::TempDir>,
+    run: Run,
 }
 
 impl std::fmt::Debug for ApiserverRun {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiserverRun")
-            .field("run_id", &self.run_id)
+            .field("run_id", self.run.id())
             .field("network", &self.network)
             .field("clusters", &self.clusters.iter().map(|c| &c.name).collect::<Vec<_>>())
             .finish()
@@ -234,37 +244,20 @@ impl ApiserverRun {
         let image = image::ensure_image(&docker, &assets).await?;
 
         let run_id = opts.run_id.clone().unwrap_or_default();
-        let (dir, tempdir) = match &opts.state_dir {
-            Some(state) => {
-                let d = state.join(run_id.as_str());
-                std::fs::create_dir_all(&d).map_err(ClusterError::io("create", &d))?;
-                (d, None)
-            }
-            None => {
-                let t =
-                    tempfile::Builder::new().prefix(&format!("ecp-{run_id}-")).tempdir().map_err(
-                        ClusterError::io("create a temporary directory", std::env::temp_dir()),
-                    )?;
-                (t.path().to_path_buf(), Some(t))
-            }
-        };
         let network = format!("ecp-{run_id}");
         // From here on, dropping `run` (an error below, a panic, a cancelled future)
         // removes whatever carries the run's label.
         let mut run = Self {
-            run_id,
             network,
             clusters: Vec::new(),
-            dir,
             ready_after: Duration::ZERO,
-            armed: true,
-            _tempdir: tempdir,
+            run: Run::new(run_id, opts.state_dir.as_deref(), "ecp-", Cleanup::DockerLabelled)?,
         };
-        let labels = docker::labels(&run.run_id, PROVIDER);
+        let labels = docker::labels(run.run_id(), PROVIDER);
         docker::create_network(&docker, &run.network, true, &labels, &Default::default()).await?;
 
         let starts = opts.names.iter().enumerate().map(|(index, name)| {
-            let span = tracing::info_span!("cluster", run_id = %run.run_id, name = name.as_str());
+            let span = tracing::info_span!("cluster", run_id = %run.run_id(), name = name.as_str());
             start_cluster(ClusterStart {
                 docker: &docker,
                 image: &image,
@@ -286,7 +279,7 @@ impl ApiserverRun {
     }
 
     pub fn run_id(&self) -> &RunId {
-        &self.run_id
+        self.run.id()
     }
 
     /// Name of the run's internal network.
@@ -304,7 +297,7 @@ impl ApiserverRun {
 
     /// Directory holding the kubeconfigs and `run.json`.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.run.dir()
     }
 
     /// Wall time from [`ApiserverRun::start`] until every cluster was ready.
@@ -314,32 +307,20 @@ impl ApiserverRun {
 
     /// Removes the run's containers and network now (what `Drop` would do), reporting
     /// errors instead of logging them.
-    pub async fn down(mut self) -> Result<(), ClusterError> {
-        self.armed = false;
-        let docker = docker::connect().await?;
-        docker::remove_labelled(&docker, &docker::run_filter(&self.run_id)).await.map(|_| ())
+    pub async fn down(self) -> Result<(), ClusterError> {
+        self.run.down().await
     }
 
     /// Disarms the cleanup and keeps the clusters running after this process ends
     /// (`cargo xtask up`); `cargo xtask down` removes them. Needs a `state_dir`, so the
     /// kubeconfigs survive too; returns their directory.
-    pub fn keep(mut self) -> Result<PathBuf, ClusterError> {
-        if self._tempdir.is_some() {
-            return Err(ClusterError::Options(format!(
-                "cannot keep run {}: it was started without a state directory, so its \
-                 kubeconfigs are in a temporary directory deleted with it; the run is removed \
-                 instead. Start a run that is to be kept with a state directory (`cargo xtask \
-                 up` does)",
-                self.run_id
-            )));
-        }
-        self.armed = false;
-        Ok(self.dir.clone())
+    pub fn keep(self) -> Result<PathBuf, ClusterError> {
+        self.run.keep()
     }
 
     fn write_record(&self) -> Result<(), ClusterError> {
         let record = RunRecord {
-            run_id: self.run_id.as_str(),
+            run_id: self.run_id().as_str(),
             network: &self.network,
             clusters: self
                 .clusters
@@ -353,30 +334,9 @@ impl ApiserverRun {
                 })
                 .collect(),
         };
-        let path = self.dir.join("run.json");
+        let path = self.dir().join("run.json");
         let text = serde_json::to_string_pretty(&record).unwrap_or_default();
         std::fs::write(&path, text).map_err(ClusterError::io("write", path))
-    }
-}
-
-impl Drop for ApiserverRun {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        match docker::remove_run_blocking(&self.run_id) {
-            Ok(removed) => tracing::debug!(
-                run_id = %self.run_id,
-                containers = removed.containers.len(),
-                networks = removed.networks.len(),
-                "removed the run's containers and network"
-            ),
-            Err(e) => tracing::warn!(
-                run_id = %self.run_id,
-                "cleanup failed ({e}); `cargo xtask down --run-id {}` removes the rest",
-                self.run_id
-            ),
-        }
     }
 }
 
@@ -392,7 +352,7 @@ struct ClusterStart<'a> {
 }
 
 async fn start_cluster(s: ClusterStart<'_>) -> Result<ApiCluster, ClusterError> {
-    let container_name = format!("ecp-{}-{}", s.run.run_id, s.name);
+    let container_name = format!("ecp-{}-{}", s.run.run_id(), s.name);
     let mut labels = s.labels.clone();
     labels.insert(CLUSTER_LABEL.to_string(), s.name.to_string());
     let id = docker::create_and_start(
@@ -425,8 +385,8 @@ async fn start_cluster(s: ClusterStart<'_>) -> Result<ApiCluster, ClusterError> 
         client_cert_pem: &pki.admin_cert_pem,
         client_key_pem: &pki.admin_key_pem,
     };
-    let host_kubeconfig = s.run.dir.join(format!("{}.kubeconfig", s.name));
-    let peer_kubeconfig = s.run.dir.join(format!("{}-peer.kubeconfig", s.name));
+    let host_kubeconfig = s.run.dir().join(format!("{}.kubeconfig", s.name));
+    let peer_kubeconfig = s.run.dir().join(format!("{}-peer.kubeconfig", s.name));
     kubeconfig::write(&host_kubeconfig, &spec)?;
     kubeconfig::write(&peer_kubeconfig, &spec)?;
 
@@ -614,6 +574,114 @@ async fn wait_controller_manager(
             last: "the controller manager created no `default` ServiceAccount".to_string(),
             log_tail: docker::logs(docker, id, Some(40)).await.unwrap_or_default(),
         }),
+    }
+}
+
+/// Control-plane-only clusters through the provider seam: one per cluster of the
+/// topology, with its names and service ranges; the rest of [`ApiserverOptions`]
+/// (timeout, state directory, run id) as held here.
+#[derive(Debug, Clone)]
+pub struct ApiserverProvider {
+    pub options: ApiserverOptions,
+}
+
+impl ApiserverProvider {
+    pub fn new(options: ApiserverOptions) -> Self {
+        Self { options }
+    }
+}
+
+impl Default for ApiserverProvider {
+    fn default() -> Self {
+        Self::new(ApiserverOptions::named(Vec::<String>::new()))
+    }
+}
+
+impl Provider for ApiserverProvider {
+    type Handle = ApiserverRun;
+
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    /// The topology fits (names, count), the Kubernetes binaries are found without
+    /// downloading anything, Docker answers.
+    async fn preflight(&self, topology: &Topology) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if let Err(e) = self.options.with_topology(topology).validate() {
+            problems.push(Problem::new(
+                ProblemKind::Planning,
+                format!("the topology cannot be given as control-plane-only clusters: {e}"),
+                "",
+            ));
+        }
+        if let Err(e) = Assets::locate() {
+            let message = match e {
+                ClusterError::Assets(detail) => format!("Kubernetes binaries: {detail}"),
+                other => other.to_string(),
+            };
+            problems.push(Problem::new(
+                ProblemKind::Program,
+                message,
+                format!(
+                    "set {} to a directory holding {}, or run `cargo xtask test` once (it \
+                     obtains and caches them)",
+                    super::assets::ASSETS_ENV,
+                    super::assets::BINARIES.join(", ")
+                ),
+            ));
+        }
+        if let Err(problem) = docker::reachable().await {
+            problems.push(problem);
+        }
+        problems
+    }
+
+    async fn start(&self, topology: &Topology) -> Result<ApiserverRun, ClusterError> {
+        ApiserverRun::start(self.options.with_topology(topology)).await
+    }
+}
+
+impl Provided for ApiserverRun {
+    fn run(&self) -> &Run {
+        &self.run
+    }
+
+    fn into_run(self) -> Run {
+        self.run
+    }
+
+    /// The host and the peers reach a cluster at the same address (module docs of
+    /// [`super`]).
+    fn clusters(&self) -> Vec<ProvidedCluster> {
+        self.clusters
+            .iter()
+            .map(|c| ProvidedCluster {
+                name: c.name.clone(),
+                server: c.server_url(),
+                peer_server: c.server_url(),
+                kubeconfig: c.host_kubeconfig.clone(),
+            })
+            .collect()
+    }
+
+    /// Containers can be paused, killed and cut from the network; there are no nodes
+    /// to load images into (no kubelet) and no LoadBalancer.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { node_logs: true, network_faults: true, ..Capabilities::default() }
+    }
+
+    /// The cluster container's log tail, under the container's name.
+    async fn node_logs(
+        &self,
+        cluster: &str,
+        lines: usize,
+    ) -> Result<BTreeMap<String, String>, ClusterError> {
+        let c = self.cluster(cluster).ok_or_else(|| {
+            ClusterError::Options(format!("no cluster `{cluster}` in run {}", self.run_id()))
+        })?;
+        let log = docker::logs(&c.docker, &c.container_id, Some(lines)).await?;
+        Ok(BTreeMap::from([(c.container_name.clone(), log)]))
     }
 }
 

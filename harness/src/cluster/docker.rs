@@ -20,6 +20,7 @@ use bollard::query_parameters::{
 use futures::StreamExt;
 
 use super::{ClusterError, PROVIDER_LABEL, RUN_ID_LABEL, RunId, SESSION_ENV, SESSION_LABEL};
+use crate::preflight::{Problem, ProblemKind};
 
 fn docker_err(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> ClusterError {
     let action = action.into();
@@ -32,6 +33,29 @@ pub async fn connect() -> Result<Docker, ClusterError> {
     let docker = Docker::connect_with_local_defaults()
         .map_err(|source| ClusterError::DockerUnavailable { source })?;
     docker.negotiate_version().await.map_err(|source| ClusterError::DockerUnavailable { source })
+}
+
+/// How long a preflight waits for the Docker daemon to answer.
+pub const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// [`connect`] within [`PREFLIGHT_TIMEOUT`], for a preflight: the daemon, or what is
+/// wrong with it as a [`Problem`] of kind [`ProblemKind::Docker`]. One wording for
+/// every Docker provider.
+pub async fn reachable() -> Result<Docker, Problem> {
+    match tokio::time::timeout(PREFLIGHT_TIMEOUT, connect()).await {
+        Ok(Ok(d)) => Ok(d),
+        Ok(Err(ClusterError::DockerUnavailable { source })) => Err(Problem::new(
+            ProblemKind::Docker,
+            format!("Docker is not reachable ({source})"),
+            "start the daemon, or set DOCKER_HOST to its socket",
+        )),
+        Ok(Err(e)) => Err(Problem::new(ProblemKind::Docker, format!("Docker: {e}"), "")),
+        Err(_) => Err(Problem::new(
+            ProblemKind::Docker,
+            format!("Docker did not answer within {PREFLIGHT_TIMEOUT:?}"),
+            "check that the daemon runs and that DOCKER_HOST (if set) names its socket",
+        )),
+    }
 }
 
 /// The labels of everything a run creates: run id, provider, and the session of

@@ -1,7 +1,9 @@
-//! Cluster providers. Today: [`apiserver`], control-plane-only clusters for the
-//! harness's own tests (tier 2 of architecture.md): real `etcd`, `kube-apiserver`
-//! and `kube-controller-manager` in one container per cluster, built locally from
-//! [`assets`] into a `FROM scratch` [`image`], on an internal Docker network.
+//! Cluster providers, each behind the seam of [`provider`] and owning its clusters
+//! through a [`Run`]: [`apiserver`], control-plane-only clusters for the harness's own
+//! tests (tier 2 of architecture.md): real `etcd`, `kube-apiserver` and
+//! `kube-controller-manager` in one container per cluster, built locally from
+//! [`assets`] into a `FROM scratch` [`image`], on an internal Docker network; and
+//! [`kind`], real clusters for `cargo xtask e2e`.
 //!
 //! # Why bollard and not testcontainers
 //!
@@ -9,8 +11,8 @@
 //! never negotiates; Docker Engine 20.10 (API 1.41 at most) answers every such call
 //! with "client version 1.53 is too new". So this provider talks to Docker through
 //! bollard directly, after `negotiate_version()`. What testcontainers would give us
-//! (removal when the handle drops) is done by [`ApiserverRun`]'s `Drop`, and by the
-//! run-id labels that `cargo xtask down` uses after a killed run.
+//! (removal when the handle drops) is done by the `Drop` of each run's [`Run`], and by
+//! the run-id labels that `cargo xtask down` uses after a killed run.
 //!
 //! # Networking and the safety rule
 //!
@@ -34,7 +36,7 @@ pub mod pki;
 pub mod provider;
 pub mod run;
 
-pub use apiserver::{ApiCluster, ApiserverOptions, ApiserverRun};
+pub use apiserver::{ApiCluster, ApiserverOptions, ApiserverProvider, ApiserverRun};
 pub use assets::Assets;
 pub use provider::{Capabilities, Provided, ProvidedCluster, Provider};
 pub use run::{Cleanup, Run};
@@ -163,6 +165,10 @@ pub enum ClusterError {
     Cleanup { run: String, detail: String },
     #[error("this provider does not support {capability}")]
     Unsupported { capability: &'static str },
+    /// What the kind provider found, through the provider seam (the kind-specific
+    /// errors stay typed inside).
+    #[error(transparent)]
+    Kind(Box<kind::KindError>),
 }
 
 impl fmt::Debug for ClusterError {

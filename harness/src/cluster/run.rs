@@ -126,3 +126,55 @@ impl Drop for Run {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::Docker;
+
+    #[test]
+    fn a_run_without_a_state_dir_cannot_be_kept_and_its_directory_goes() {
+        let run = Run::new(RunId::new(), None, "ecp-test-", Cleanup::Nothing).unwrap();
+        let dir = run.dir().to_path_buf();
+        assert!(dir.is_dir());
+        let err = run.keep().unwrap_err().to_string();
+        assert!(err.contains("without a state directory"), "{err}");
+        assert!(!dir.exists(), "the temporary directory outlived the refused keep");
+    }
+
+    #[test]
+    fn a_kept_run_keeps_its_directory_under_the_state_dir() {
+        let state = tempfile::tempdir().unwrap();
+        let id = RunId::new();
+        let run = Run::new(id.clone(), Some(state.path()), "ecp-test-", Cleanup::Nothing).unwrap();
+        assert_eq!(run.dir(), state.path().join(id.as_str()));
+        assert_eq!(run.keep().unwrap(), state.path().join(id.as_str()));
+        assert!(state.path().join(id.as_str()).is_dir());
+    }
+
+    /// `Cleanup::Nothing` (clusters that are not the harness's) leaves alone even what
+    /// carries the run's label: a labelled network survives both `down` and drop.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_run_that_cleans_up_nothing_removes_nothing() {
+        let d = docker::connect().await.unwrap();
+        let id = RunId::new();
+        let filter = docker::run_filter(&id);
+        let name = format!("ecp-test-nothing-{id}");
+        let labels = docker::labels(&id, "test");
+        docker::create_network(&d, &name, true, &labels, &Default::default()).await.unwrap();
+        let count = |d: Docker| {
+            let filter = filter.clone();
+            async move { docker::list_labelled(&d, &filter).await.unwrap().networks.len() }
+        };
+
+        let run = Run::new(id.clone(), None, "ecp-test-", Cleanup::Nothing).unwrap();
+        run.down().await.unwrap();
+        assert_eq!(count(d.clone()).await, 1, "down removed the labelled network");
+        drop(Run::new(id.clone(), None, "ecp-test-", Cleanup::Nothing).unwrap());
+        assert_eq!(count(d.clone()).await, 1, "drop removed the labelled network");
+
+        // A Docker run with the same id does remove it.
+        Run::new(id, None, "ecp-test-", Cleanup::DockerLabelled).unwrap().down().await.unwrap();
+        assert_eq!(count(d).await, 0);
+    }
+}

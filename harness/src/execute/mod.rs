@@ -5,7 +5,7 @@
 //! - `Apply` and `CreateNamespace`: server-side apply through [`crate::kube::apply`].
 //! - `Run`: the installer ([`command`]) with the plan directory as working directory.
 //! - `CreateRemoteSecret`: [`crate::remote_secret::create`], the source cluster named
-//!   by its API server address on the shared network.
+//!   by its API server URL as the other clusters reach it.
 //! - `WaitFor`: watch-based waits with the step's timeout ([`crate::kube::wait`]).
 //! - `Verify`: the checks of [`checks`].
 //! - `Delete` / `DeleteNamespace`: delete and wait until gone.
@@ -23,7 +23,7 @@ pub mod progress;
 pub mod provenance;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,7 @@ use kube::runtime::watcher::{self, Event};
 use serde_json::json;
 use tracing::Instrument as _;
 
+use crate::cluster::{ClusterError, ProvidedCluster};
 use crate::install::{self, Action, Check, Plan, PlanError, Step, WaitCondition, WebhookKind};
 use crate::kube::apply::{ApplyError, ApplyOptions, apply_yaml};
 use crate::kube::wait::{self, WaitError};
@@ -55,8 +56,21 @@ pub struct ClusterAccess {
     pub client: Client,
     /// The kubeconfig the host uses (passed to installers).
     pub kubeconfig: PathBuf,
-    /// The API server on the shared network (node IP:6443), for remote secrets.
-    pub api_server: Option<SocketAddr>,
+    /// The API server as the other clusters reach it, a URL (`https://10.1.0.3:6443`,
+    /// `https://api.example.com:6443`), for remote secrets.
+    pub api_server: Option<String>,
+}
+
+impl ClusterAccess {
+    /// Access to a cluster any provider gave: a client from its host kubeconfig, its
+    /// peer URL for remote secrets.
+    pub async fn connect(cluster: &ProvidedCluster) -> Result<Self, ClusterError> {
+        Ok(Self {
+            client: crate::cluster::kubeconfig::client(&cluster.name, &cluster.kubeconfig).await?,
+            kubeconfig: cluster.kubeconfig.clone(),
+            api_server: Some(cluster.peer_server.clone()),
+        })
+    }
 }
 
 impl ClusterAccess {
@@ -200,7 +214,7 @@ pub enum ActionError {
     Command(#[from] CommandError),
     #[error(transparent)]
     Run(#[from] RunError),
-    #[error("no API server address on the shared network is known for cluster {0}")]
+    #[error("no API server URL as the other clusters reach it is known for cluster {0}")]
     NoApiServer(String),
     #[error(transparent)]
     RemoteSecretSpec(#[from] RemoteSecretError),
@@ -377,13 +391,9 @@ async fn run_action(
             let target = cluster(clusters, target_cluster)?;
             let server = source
                 .api_server
+                .as_deref()
                 .ok_or_else(|| ActionError::NoApiServer(source_cluster.clone()))?;
-            let remote = RemoteSecret::new(
-                cluster_id,
-                *secret_type,
-                &format!("https://{server}"),
-                namespace,
-            )?;
+            let remote = RemoteSecret::new(cluster_id, *secret_type, server, namespace)?;
             let request = remote_secret::create::Request {
                 remote: &remote,
                 source: remote_secret::create::Endpoint {

@@ -14,6 +14,7 @@ use bollard::Docker;
 use bollard::models::{ContainerCreateBody, SystemInfo, SystemVersion};
 
 use super::proxy::ProxyEnv;
+use crate::preflight::{Problem, ProblemKind};
 
 /// Docker's network option carrying a bridge's MTU.
 pub const MTU_OPTION: &str = "com.docker.network.driver.mtu";
@@ -115,7 +116,7 @@ pub fn bridge_mtu(options: &HashMap<String, String>) -> Option<u32> {
 
 /// Why a rootless engine cannot run kind nodes here, or `None` for a rootful one.
 /// Podman is recognised by its `docker version` component.
-pub fn rootless_problem(info: &SystemInfo, version: Option<&SystemVersion>) -> Option<String> {
+pub fn rootless_problem(info: &SystemInfo, version: Option<&SystemVersion>) -> Option<Problem> {
     if !security_option(info, "rootless") {
         return None;
     }
@@ -123,11 +124,14 @@ pub fn rootless_problem(info: &SystemInfo, version: Option<&SystemVersion>) -> O
         .and_then(|v| v.components.as_ref())
         .is_some_and(|c| c.iter().any(|c| c.name.to_ascii_lowercase().contains("podman")));
     let engine = if podman { "Podman" } else { "Docker" };
-    Some(format!(
-        "{engine} runs rootless here: kind nodes need a rootful daemon (privileged containers \
-         with every capability, device nodes, a cgroup tree of their own); the nodes would \
-         never become Ready. Point DOCKER_HOST at a rootful daemon (e.g. \
-         unix:///var/run/docker.sock)"
+    Some(Problem::new(
+        ProblemKind::Docker,
+        format!(
+            "{engine} runs rootless here: kind nodes need a rootful daemon (privileged \
+             containers with every capability, device nodes, a cgroup tree of their own); the \
+             nodes would never become Ready"
+        ),
+        "point DOCKER_HOST at a rootful daemon (e.g. unix:///var/run/docker.sock)",
     ))
 }
 
@@ -214,7 +218,9 @@ mod tests {
         assert_eq!(rootless_problem(&plain(), None), None);
         let rootless =
             info("overlay2", "extfs", &["name=seccomp,profile=default", "name=rootless"]);
-        let msg = rootless_problem(&rootless, None).unwrap();
+        let problem = rootless_problem(&rootless, None).unwrap();
+        assert_eq!(problem.kind, ProblemKind::Docker);
+        let msg = problem.to_string();
         assert!(msg.starts_with("Docker runs rootless") && msg.contains("DOCKER_HOST"), "{msg}");
         let podman = SystemVersion {
             components: Some(vec![SystemVersionComponents {
@@ -224,7 +230,7 @@ mod tests {
             }]),
             ..Default::default()
         };
-        let msg = rootless_problem(&rootless, Some(&podman)).unwrap();
+        let msg = rootless_problem(&rootless, Some(&podman)).unwrap().to_string();
         assert!(msg.starts_with("Podman runs rootless"), "{msg}");
     }
 }

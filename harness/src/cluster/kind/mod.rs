@@ -17,8 +17,11 @@
 //! then) and runs privileged execs fed from stdin; testcontainers can do neither, and
 //! its fixed client API version is refused by Engine 20.10 (see [`super`]). So nodes,
 //! execs and the network go through bollard after version negotiation, with the run-id
-//! labels of [`super::docker`]; [`KindRun`]'s `Drop` and `cargo xtask down` remove
-//! everything by label, anonymous `/var` volumes included.
+//! labels of [`super::docker`]; the `Drop` of [`KindRun`]'s [`Run`] and `cargo xtask
+//! down` remove everything by label, anonymous `/var` volumes included.
+//!
+//! [`KindProvider`] gives these clusters through the provider seam
+//! ([`super::provider`]).
 //!
 //! # Networking
 //!
@@ -36,6 +39,7 @@ pub mod metallb;
 pub mod mirror;
 pub mod node;
 pub mod node_image;
+pub mod provider;
 pub mod proxy;
 pub mod routes;
 
@@ -51,7 +55,9 @@ use ipnet::Ipv4Net;
 use tracing::Instrument;
 
 use super::kubeconfig::{self, KubeconfigSpec};
+use super::run::{Cleanup, Run};
 use super::{ClusterError, RunId, docker};
+use crate::preflight::{Problem, ProblemKind};
 use crate::topology::{ClusterSpec, RuntimeAddrs, Topology};
 use crate::version::IstioVersion;
 
@@ -62,6 +68,7 @@ pub use metallb::{AddressRange, MetalLbManifest};
 pub use mirror::RegistryMirror;
 pub use node::NodeContainerSpec;
 pub use node_image::{KNOWN_NODE_IMAGES, KnownNodeImage, node_image_for};
+pub use provider::KindProvider;
 
 /// What to start and how.
 #[derive(Debug, Clone)]
@@ -129,7 +136,7 @@ pub enum KindError {
     #[error(transparent)]
     NoNodeImage(#[from] node_image::NoNodeImage),
     #[error("the kind provider cannot run on this machine:\n{}", bullet(.problems))]
-    Preflight { problems: Vec<String> },
+    Preflight { problems: Vec<Problem> },
     #[error("cluster {cluster}: step `{step}`: {source}")]
     Exec {
         cluster: String,
@@ -170,7 +177,7 @@ pub enum KindError {
     ImagePullTimeout { image: String, timeout: Duration },
 }
 
-fn bullet(items: &[String]) -> String {
+fn bullet(items: &[Problem]) -> String {
     items.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
 }
 
@@ -195,6 +202,17 @@ impl KindError {
     fn docker(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Self {
         let action = action.into();
         move |source| Self::Cluster(ClusterError::Docker { action, source })
+    }
+}
+
+/// Through the provider seam a kind error is a [`ClusterError`]: its own when it wraps
+/// one, else [`ClusterError::Kind`].
+impl From<KindError> for ClusterError {
+    fn from(e: KindError) -> Self {
+        match e {
+            KindError::Cluster(c) => c,
+            other => ClusterError::Kind(Box::new(other)),
+        }
     }
 }
 
@@ -226,28 +244,35 @@ impl KindCluster {
     pub fn peer_address(&self) -> SocketAddr {
         SocketAddr::new(IpAddr::V4(self.ip), node::API_SERVER_PORT)
     }
+
+    /// The API server as peers on the network reach it, a URL (`https://<node IP>:6443`).
+    pub fn peer_server(&self) -> String {
+        format!("https://{}", self.peer_address())
+    }
+
+    /// The API server as the host reaches it, a URL (what the host kubeconfig names).
+    pub fn server(&self) -> String {
+        host_url(self.ip, self.host_port)
+    }
 }
 
 /// The clusters of one run. Dropping it removes every container, volume and the
-/// network carrying the run's label, unless [`KindRun::keep`] disarmed that.
+/// network carrying the run's label (its [`Run`]'s `Drop`), unless [`KindRun::keep`]
+/// disarmed that.
 pub struct KindRun {
     docker: Docker,
-    run_id: RunId,
     network: String,
     subnet: Ipv4Net,
     clusters: Vec<KindCluster>,
-    dir: PathBuf,
     privileged: bool,
     pull_timeout: Duration,
-    armed: bool,
-    // Declared last: dropped after the cleanup in `Drop::drop`.
-    _tempdir: Option<tempfile::TempDir>,
+    run: Run,
 }
 
 impl std::fmt::Debug for KindRun {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KindRun")
-            .field("run_id", &self.run_id)
+            .field("run_id", self.run.id())
             .field("network", &self.network)
             .field("subnet", &self.subnet)
             .field("clusters", &self.clusters.iter().map(|c| &c.node).collect::<Vec<_>>())
@@ -263,20 +288,21 @@ impl KindRun {
     pub async fn start(topology: &Topology, opts: &KindOptions) -> Result<Self, KindError> {
         crate::install_crypto_provider();
         let docker = docker::connect().await?;
-        let (dir, tempdir) = run_dir(opts)?;
         let labels = docker::labels(&opts.run_id, node::PROVIDER);
         // From here on, dropping `run` removes whatever carries the run's label.
         let mut run = Self {
             docker: docker.clone(),
-            run_id: opts.run_id.clone(),
             network: opts.network.clone(),
             subnet: Ipv4Net::default(),
             clusters: Vec::new(),
-            dir,
             privileged: opts.privileged,
             pull_timeout: opts.image_pull_timeout,
-            armed: true,
-            _tempdir: tempdir,
+            run: Run::new(
+                opts.run_id.clone(),
+                opts.state_dir.as_deref(),
+                "ecp-kind-",
+                Cleanup::DockerLabelled,
+            )?,
         };
         let host = HostSettings::detect(&docker).await.map_err(KindError::docker("docker info"))?;
         tracing::debug!(?host, "host settings for the nodes");
@@ -303,7 +329,7 @@ impl KindRun {
         let boots = nodes.iter().map(|n| {
             let span =
                 tracing::info_span!("kind cluster", run_id = %opts.run_id, cluster = n.spec.name);
-            bootstrap_cluster(&docker, n, opts, &run.dir).instrument(span)
+            bootstrap_cluster(&docker, n, opts, run.dir()).instrument(span)
         });
         run.clusters = futures::future::try_join_all(boots).await?;
         run.add_routes(topology).await?;
@@ -311,7 +337,7 @@ impl KindRun {
     }
 
     pub fn run_id(&self) -> &RunId {
-        &self.run_id
+        self.run.id()
     }
 
     pub fn network(&self) -> &str {
@@ -333,7 +359,7 @@ impl KindRun {
 
     /// Directory holding the kubeconfigs.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.run.dir()
     }
 
     /// API servers and kubeconfigs by cluster name, for the topology file.
@@ -341,7 +367,7 @@ impl KindRun {
         let mut addrs = RuntimeAddrs::default();
         for c in &self.clusters {
             let name = c.spec.name.clone();
-            addrs.api_servers.insert(name.clone(), c.peer_address());
+            addrs.api_servers.insert(name.clone(), c.peer_server());
             addrs.host_kubeconfigs.insert(name.clone(), c.host_kubeconfig.clone());
             addrs.peer_kubeconfigs.insert(name, c.peer_kubeconfig.clone());
         }
@@ -373,32 +399,20 @@ impl KindRun {
     pub async fn load_images(&self, images: &[String]) -> Result<LoadReport, KindError> {
         let nodes: Vec<(String, String)> =
             self.clusters.iter().map(|c| (c.spec.name.clone(), c.node.clone())).collect();
-        images::load(&self.docker, &nodes, images, &self.dir, self.privileged, self.pull_timeout)
+        images::load(&self.docker, &nodes, images, self.dir(), self.privileged, self.pull_timeout)
             .await
     }
 
     /// Removes the run's containers (with their volumes) and network now.
-    pub async fn down(mut self) -> Result<(), KindError> {
-        self.armed = false;
-        docker::remove_labelled(&self.docker, &docker::run_filter(&self.run_id)).await?;
-        Ok(())
+    pub async fn down(self) -> Result<(), KindError> {
+        Ok(self.run.down().await?)
     }
 
     /// Keeps the clusters after this process ends (`cargo xtask down` removes them).
-    /// Needs [`KindOptions::state_dir`] so the kubeconfigs survive; returns their directory.
-    pub fn keep(mut self) -> Result<PathBuf, KindError> {
-        if self._tempdir.is_some() {
-            return Err(ClusterError::Options(format!(
-                "cannot keep kind run {}: it was started without a state directory, so its \
-                 kubeconfigs are in a temporary directory deleted with it; the run is removed \
-                 instead. Start a run that is to be kept with a state directory (`cargo xtask \
-                 e2e --keep` does)",
-                self.run_id
-            ))
-            .into());
-        }
-        self.armed = false;
-        Ok(self.dir.clone())
+    /// Needs [`KindOptions::state_dir`] so the kubeconfigs survive; returns their
+    /// directory. Without one the run is refused and removed.
+    pub fn keep(self) -> Result<PathBuf, KindError> {
+        Ok(self.run.keep()?)
     }
 
     async fn add_routes(&self, topology: &Topology) -> Result<(), KindError> {
@@ -423,38 +437,6 @@ impl KindRun {
             }
         }
         Ok(())
-    }
-}
-
-impl Drop for KindRun {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        if let Err(e) = docker::remove_run_blocking(&self.run_id) {
-            tracing::warn!(
-                run_id = %self.run_id,
-                "cleanup failed ({e}); `cargo xtask down --run-id {}` removes the rest",
-                self.run_id
-            );
-        }
-    }
-}
-
-fn run_dir(opts: &KindOptions) -> Result<(PathBuf, Option<tempfile::TempDir>), KindError> {
-    match &opts.state_dir {
-        Some(state) => {
-            let d = state.join(opts.run_id.as_str());
-            std::fs::create_dir_all(&d).map_err(ClusterError::io("create", &d))?;
-            Ok((d, None))
-        }
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix(&format!("ecp-kind-{}-", opts.run_id))
-                .tempdir()
-                .map_err(ClusterError::io("create a temporary directory", std::env::temp_dir()))?;
-            Ok((t.path().to_path_buf(), Some(t)))
-        }
     }
 }
 
@@ -583,13 +565,17 @@ async fn bootstrap_cluster(
     })
 }
 
+fn host_server(n: &StartedNode) -> String {
+    host_url(n.ip, n.host_port)
+}
+
 /// The host reaches the API server on the published port; without one (internal
 /// network, self-tests) on the node's address, which the host's bridge can reach.
-fn host_server(n: &StartedNode) -> String {
-    if n.host_port == 0 {
-        format!("https://{}:{}", n.ip, node::API_SERVER_PORT)
+fn host_url(ip: Ipv4Addr, host_port: u16) -> String {
+    if host_port == 0 {
+        format!("https://{ip}:{}", node::API_SERVER_PORT)
     } else {
-        format!("https://127.0.0.1:{}", n.host_port)
+        format!("https://127.0.0.1:{host_port}")
     }
 }
 
@@ -657,35 +643,53 @@ pub struct PreflightReport {
     pub warnings: Vec<String>,
 }
 
+/// Whether the preflight pulls a node image missing locally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeImagePull {
+    /// Pull it, within this long.
+    Try(Duration),
+    /// Do not; the reason goes into the problem ("not tried", "registry ... unreachable").
+    Skip(String),
+}
+
 /// Checks within seconds what a kind run needs: Docker reachable, the node image
 /// present locally (or, when `try_pull` is set, pullable within `pull_timeout`),
 /// `/lib/modules` when it is to be mounted. Says what is missing and how to provide
-/// it. Never called by tests with `try_pull` (no registry is reachable there).
+/// it, as typed [`Problem`]s in [`KindError::Preflight`]. Never called by tests with
+/// `try_pull` (no registry is reachable there).
 pub async fn preflight(
     opts: &KindOptions,
     try_pull: bool,
     pull_timeout: Duration,
 ) -> Result<PreflightReport, KindError> {
+    let pull = if try_pull {
+        NodeImagePull::Try(pull_timeout)
+    } else {
+        NodeImagePull::Skip("not tried".to_string())
+    };
+    preflight_with(opts, &pull).await
+}
+
+/// [`preflight`], saying why a missing node image was not pulled.
+pub async fn preflight_with(
+    opts: &KindOptions,
+    pull: &NodeImagePull,
+) -> Result<PreflightReport, KindError> {
     let mut problems = Vec::new();
     let mut report = PreflightReport::default();
     if opts.mount_lib_modules && !Path::new("/lib/modules").is_dir() {
-        problems.push(
-            "/lib/modules does not exist on this host: kind nodes mount it read-only to \
-             load kernel modules (overlay, br_netfilter, ip_tables). Install this kernel's \
-             modules, or create the directory (`sudo mkdir /lib/modules`) on a host whose \
-             kernel has them built in or already loaded"
-                .to_string(),
-        );
+        problems.push(Problem::new(
+            ProblemKind::Host,
+            "/lib/modules does not exist on this host: kind nodes mount it read-only to load \
+             kernel modules (overlay, br_netfilter, ip_tables)",
+            "install this kernel's modules, or create the directory (`sudo mkdir \
+             /lib/modules`) on a host whose kernel has them built in or already loaded",
+        ));
     }
-    let connect = tokio::time::timeout(Duration::from_secs(5), docker::connect()).await;
-    let docker = match connect {
-        Ok(Ok(d)) => d,
-        Ok(Err(e)) => {
-            problems.push(format!("Docker is not reachable: {e}"));
-            return Err(KindError::Preflight { problems });
-        }
-        Err(_) => {
-            problems.push("Docker did not answer within 5 s: check the daemon".to_string());
+    let docker = match docker::reachable().await {
+        Ok(d) => d,
+        Err(problem) => {
+            problems.push(problem);
             return Err(KindError::Preflight { problems });
         }
     };
@@ -699,37 +703,47 @@ pub async fn preflight(
     }
     report.warnings.extend(inotify_warnings());
     if docker.inspect_image(&opts.node_image).await.is_err() {
-        let pulled = if try_pull {
-            tokio::time::timeout(pull_timeout, images::pull(&docker, &opts.node_image))
-                .await
-                .map_err(|_| format!("no answer within {pull_timeout:?}"))
-                .and_then(|r| r.map_err(|e| e.to_string()))
-        } else {
-            Err("not tried".to_string())
+        let pulled = match pull {
+            NodeImagePull::Try(timeout) => {
+                tokio::time::timeout(*timeout, images::pull(&docker, &opts.node_image))
+                    .await
+                    .map_err(|_| format!("no answer within {timeout:?}"))
+                    .and_then(|r| r.map_err(|e| e.to_string()))
+            }
+            NodeImagePull::Skip(why) => Err(why.clone()),
         };
         if let Err(why) = &pulled {
-            problems.push(format!(
-                "node image {image} is not present locally and could not be pulled ({why}): \
-                 run `docker pull {image}` where a registry is reachable (then `docker save` / \
-                 `docker load` it here), or choose another image with --node-image",
-                image = opts.node_image
+            let image = &opts.node_image;
+            problems.push(Problem::new(
+                ProblemKind::NodeImage,
+                format!(
+                    "node image {image} is not present locally and could not be pulled ({why})"
+                ),
+                format!(
+                    "run `docker pull {image}` where a registry is reachable (then `docker save` \
+                     / `docker load` it here), or choose another image with --node-image"
+                ),
             ));
         }
     }
     if problems.is_empty() {
         match privileged_containers_work(&docker, &opts.node_image, &opts.run_id).await {
             Ok(true) => {}
-            Ok(false) if opts.privileged => problems.push(
+            Ok(false) if opts.privileged => problems.push(Problem::new(
+                ProblemKind::Docker,
                 "this Docker daemon cannot start privileged containers (\"unable to apply \
                  caps\": it runs without every capability, e.g. inside an unprivileged \
-                 container): kind nodes need them; use a host where `docker run --privileged` \
-                 works"
-                    .to_string(),
-            ),
+                 container): kind nodes need them",
+                "use a host where `docker run --privileged` works",
+            )),
             Ok(false) => report
                 .warnings
                 .push("privileged containers do not work here (privileged: false)".to_string()),
-            Err(e) => problems.push(format!("probing privileged containers failed: {e}")),
+            Err(e) => problems.push(Problem::new(
+                ProblemKind::Docker,
+                format!("probing privileged containers failed: {e}"),
+                "",
+            )),
         }
     }
     if problems.is_empty() { Ok(report) } else { Err(KindError::Preflight { problems }) }

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use super::exec::{self, ExecError, Stdin};
 use super::*;
 use crate::cluster::docker;
+use crate::cluster::provider::Provider;
 use crate::topology::{NetworkMode, Topology};
 
 const BUSYBOX: &str = "/bin/busybox";
@@ -473,6 +474,40 @@ async fn preflight_names_a_missing_node_image_and_how_to_provide_it() {
     assert!(msg.contains("kindest/node:v0.0.0-not-here is not present locally"), "{msg}");
     assert!(msg.contains("docker pull") && msg.contains("--node-image"), "{msg}");
     assert!(t0.elapsed() < Duration::from_secs(10), "preflight must be fast");
+    // Callers decide by kind, never by the wording.
+    let KindError::Preflight { problems } = err else { panic!("not a preflight error: {err}") };
+    assert_eq!(problems.iter().map(|p| p.kind).collect::<Vec<_>>(), [ProblemKind::NodeImage]);
+    assert!(problems[0].remedy.starts_with("run `docker pull"), "{:?}", problems[0]);
+}
+
+/// What the suite does with any provider: the preflight, then the capabilities.
+async fn provider_preflight<P: Provider>(provider: &P, topology: &Topology) -> Vec<Problem> {
+    provider.preflight(topology).await
+}
+
+#[tokio::test]
+async fn the_kind_provider_reports_typed_problems_and_never_pulls_unasked() {
+    let mut opts = KindOptions::new("kindest/node:v0.0.0-not-here", RunId::new());
+    opts.mount_lib_modules = false;
+    let provider = KindProvider::new(opts);
+    assert_eq!(provider.name(), "kind");
+    let topology = Topology::new(1, NetworkMode::default()).unwrap();
+    let problems = provider_preflight(&provider, &topology).await;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].kind, ProblemKind::NodeImage);
+    assert!(problems[0].message.contains("could not be pulled (not tried)"), "{problems:?}");
+}
+
+#[test]
+fn kind_errors_through_the_seam_stay_typed() {
+    let unsupported = ClusterError::Unsupported { capability: "x" };
+    let back: ClusterError = KindError::Cluster(unsupported).into();
+    assert!(matches!(back, ClusterError::Unsupported { .. }), "{back}");
+    let step = KindError::Step { cluster: "c".into(), step: "s", detail: "d".into() };
+    let msg = step.to_string();
+    let wrapped: ClusterError = step.into();
+    assert!(matches!(&wrapped, ClusterError::Kind(k) if matches!(**k, KindError::Step { .. })));
+    assert_eq!(wrapped.to_string(), msg);
 }
 
 #[tokio::test]
