@@ -15,7 +15,7 @@ pub struct Args {
     #[arg(long, value_name = "VER", default_value_t = NEWEST.to_string())]
     istio: String,
     /// Installer backend.
-    #[arg(long, value_name = "istioctl|helm", default_value_t = Installer::Istioctl)]
+    #[arg(long, value_name = Installer::value_name(), default_value_t = Installer::default())]
     installer: Installer,
     /// Remote clusters, the config cluster included (1 = external + config).
     #[arg(long, value_name = "N", default_value_t = 1)]

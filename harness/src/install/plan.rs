@@ -44,16 +44,7 @@ pub const RELEASE_DIR_PLACEHOLDER: &str = "{istio-release}";
 /// The name of the plan file [`Plan::write`] writes beside the manifests.
 pub const PLAN_JSON: &str = "plan.json";
 
-/// The program that installs Istio's charts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Installer {
-    /// `istioctl install` with IstioOperator files (the guide's form).
-    #[default]
-    Istioctl,
-    /// `helm upgrade --install` of Istio's charts with values files.
-    Helm,
-}
+pub use super::backend::Installer;
 
 /// How the external cluster's gateway carries 15012 and 15017 (procedure.md step 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -287,36 +278,6 @@ pub enum PlanError {
     Ipv6ExternalAddr { istio: IstioVersion, addr: IpAddr },
     #[error("cannot write the plan to {}: {error}", dir.display())]
     Write { dir: PathBuf, error: std::io::Error },
-}
-
-impl Installer {
-    /// Every backend, in the order help texts list them.
-    pub const ALL: [Installer; 2] = [Installer::Istioctl, Installer::Helm];
-
-    /// The name users type (`--installer istioctl`) and reports show: the one
-    /// mapping between a backend and its name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Istioctl => "istioctl",
-            Self::Helm => "helm",
-        }
-    }
-}
-
-impl std::fmt::Display for Installer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Installer {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL.into_iter().find(|i| i.name() == s).ok_or_else(|| {
-            let names: Vec<&str> = Self::ALL.iter().map(|i| i.name()).collect();
-            format!("unknown installer `{s}`: expected {}", names.join(" or "))
-        })
-    }
 }
 
 impl FromStr for GatewayTls {

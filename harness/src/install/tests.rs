@@ -607,6 +607,32 @@ fn plan_json_carries_the_steps_for_the_executor() {
     assert!(json["files"][0].get("contents").is_none());
 }
 
+/// A backend's declaration of what it needs is what its plans use: the programs its
+/// actions run, every `--repo` they name, and the release exactly when an argument
+/// points into it.
+#[test]
+fn backends_declare_what_their_plans_run() {
+    for p in every_plan() {
+        let needs = p.options.needs();
+        let mut programs = Vec::new();
+        let mut repos = BTreeSet::new();
+        let mut release = false;
+        for a in p.steps.iter().flat_map(|s| &s.actions) {
+            let Action::Run { program, args, .. } = a else { continue };
+            if !programs.contains(program) {
+                programs.push(*program);
+            }
+            repos.extend(args.windows(2).filter(|w| w[0] == "--repo").map(|w| w[1].clone()));
+            release |= args.iter().any(|a| a.contains(RELEASE_DIR_PLACEHOLDER));
+        }
+        let what = format!("{} {}", p.options.istio, p.options.installer);
+        assert_eq!(needs.programs, programs, "{what}");
+        let declared: BTreeSet<String> = needs.repositories.iter().map(|r| r.url.clone()).collect();
+        assert_eq!(declared, repos, "{what}");
+        assert_eq!(needs.release, release, "{what}");
+    }
+}
+
 #[test]
 fn write_puts_every_file_and_plan_json_with_private_files_0600() {
     let dir = tempfile::tempdir().unwrap();
