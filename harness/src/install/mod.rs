@@ -24,7 +24,7 @@ pub mod values;
 pub use backend::{Component, Installer, InstallerBackend, Needs, Repository, Target};
 pub use helm::{SKIP_SCHEMA_VALIDATION, SKIP_SCHEMA_VALIDATION_SINCE};
 pub use plan::{
-    Action, Check, GatewayTls, Plan, PlanError, PlanFile, PlanOptions, Program, Step,
+    Action, Check, GatewayTls, Plan, PlanError, PlanFile, PlanOptions, Program, Step, StepPhase,
     WaitCondition, WebhookKind,
 };
 pub use steps::{

@@ -15,9 +15,11 @@
 //!   else, e.g. 1.22's `istiod-remote`).
 //! - A plan is rendered for one external address ([`PlanOptions::external_addr`]).
 //!   `EXTERNAL_ISTIOD_ADDR` is the external gateway's LoadBalancer IP, known only
-//!   after step 1's [`WaitCondition::LoadBalancerIp`]: when it differs, the executor
+//!   after the [`WaitCondition::LoadBalancerIp`] of the step that
+//!   [`Step::publishes_external_address`] (in step 1): when it differs, the executor
 //!   plans again with the observed address (planning is pure and fast) and continues
-//!   with step 2 of the new plan.
+//!   with the next step of the new plan.
+//! - [`Step::phase`] says which steps install and which clean up (step 9).
 //!
 //! [`ClusterSpec::name`]: crate::topology::ClusterSpec::name
 
@@ -106,6 +108,30 @@ pub struct Step {
     /// [`ClusterSpec::name`]: crate::topology::ClusterSpec::name
     pub cluster: String,
     pub actions: Vec<Action>,
+    /// Steps 1 to 8 install, step 9 cleans up: the executor runs one phase at a time.
+    #[serde(default, skip_serializing_if = "StepPhase::is_install")]
+    pub phase: StepPhase,
+    /// Its [`WaitCondition::LoadBalancerIp`] observes `EXTERNAL_ISTIOD_ADDR` (the
+    /// control-plane gateway's address, step 1): the executor plans again for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub publishes_external_address: bool,
+}
+
+/// Which part of the procedure a [`Step`] belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepPhase {
+    /// Steps 1 to 8: install and verify.
+    #[default]
+    Install,
+    /// Step 9: remove what the install created, in reverse.
+    Cleanup,
+}
+
+impl StepPhase {
+    fn is_install(&self) -> bool {
+        *self == StepPhase::Install
+    }
 }
 
 /// A file the install applies or passes to an installer.
@@ -198,8 +224,8 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "condition", rename_all = "kebab-case")]
 pub enum WaitCondition {
-    /// A LoadBalancer Service has an ingress IP. In step 1 this IP is
-    /// `EXTERNAL_ISTIOD_ADDR`.
+    /// A LoadBalancer Service has an ingress IP. In the step that
+    /// [`Step::publishes_external_address`] this IP is `EXTERNAL_ISTIOD_ADDR`.
     LoadBalancerIp { namespace: String, service: String },
     /// A Deployment reports the `Available` condition.
     DeploymentAvailable { namespace: String, name: String },

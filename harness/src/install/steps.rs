@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use super::backend::{Component, Target};
 use super::plan::{
-    Action, Check, GatewayTls, Plan, PlanError, PlanFile, PlanOptions, Step, WaitCondition,
-    WebhookKind,
+    Action, Check, GatewayTls, Plan, PlanError, PlanFile, PlanOptions, Step, StepPhase,
+    WaitCondition, WebhookKind,
 };
 use super::values::{self, VALIDATION_WEBHOOK_CONFIG_NAME, WEBHOOK_PORT, XDS_PORT};
 use crate::remote_secret::{RemoteSecret, SecretType};
@@ -79,14 +79,26 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn step(&mut self, number: u8, id: &str, title: &str, cluster: &str, actions: Vec<Action>) {
+    /// Adds an install step; returns it for the facts only some steps have.
+    fn step(
+        &mut self,
+        number: u8,
+        id: &str,
+        title: &str,
+        cluster: &str,
+        actions: Vec<Action>,
+    ) -> &mut Step {
         self.steps.push(Step {
             number,
             id: id.to_string(),
             title: title.to_string(),
             cluster: cluster.to_string(),
             actions,
+            phase: StepPhase::Install,
+            publishes_external_address: false,
         });
+        let last = self.steps.len() - 1;
+        &mut self.steps[last]
     }
 
     /// Adds a file and returns its path for actions.
@@ -213,6 +225,7 @@ fn set_up_gateway_in_external_cluster(p: &mut Planner<'_>) -> Result<(), PlanErr
     actions.extend(p.install((1, ID), &external, &Component::control_plane_gateway())?);
     actions.push(wait_deployment(ISTIO_SYSTEM, INGRESS_GATEWAY));
     actions.push(wait_load_balancer(ISTIO_SYSTEM, INGRESS_GATEWAY));
+    // Its wait for the LoadBalancer IP learns EXTERNAL_ISTIOD_ADDR.
     p.step(
         1,
         ID,
@@ -221,7 +234,8 @@ fn set_up_gateway_in_external_cluster(p: &mut Planner<'_>) -> Result<(), PlanErr
          LoadBalancer IP is EXTERNAL_ISTIOD_ADDR",
         c,
         actions,
-    );
+    )
+    .publishes_external_address = true;
     Ok(())
 }
 
@@ -732,7 +746,8 @@ fn clean_up_in_reverse(p: &mut Planner<'_>) {
             &format!("Clean up what step {step} created on {cluster}"),
             &cluster,
             actions,
-        );
+        )
+        .phase = StepPhase::Cleanup;
     }
     let clusters: Vec<String> = p.topology.clusters.iter().map(|c| c.name.clone()).collect();
     for cluster in clusters.iter().rev() {
@@ -742,7 +757,8 @@ fn clean_up_in_reverse(p: &mut Planner<'_>) {
             &format!("Nothing the harness installed remains on {cluster}"),
             cluster,
             vec![Action::Verify { check: Check::WebhooksDoNotMention { text: "istio".into() } }],
-        );
+        )
+        .phase = StepPhase::Cleanup;
     }
 }
 
