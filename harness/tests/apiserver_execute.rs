@@ -68,7 +68,15 @@ printf 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: installer-output, name
 "#;
 
 fn step(number: u8, id: &str, cluster: &str, actions: Vec<Action>) -> Step {
-    Step { number, id: id.into(), title: id.replace('-', " "), cluster: cluster.into(), actions }
+    Step {
+        number,
+        id: id.into(),
+        title: id.replace('-', " "),
+        cluster: cluster.into(),
+        actions,
+        phase: Phase::Install,
+        publishes_external_address: false,
+    }
 }
 
 fn file(path: &str, contents: &str) -> PlanFile {
@@ -178,15 +186,21 @@ fn install_plan() -> Plan {
                 Action::Verify { check: Check::WebhooksDoNotMention { text: NS.into() } },
             ],
         ),
-        step(
-            9,
-            "cleanup-config",
-            "config",
-            vec![
-                Action::Delete { file: "config/remote.yaml".into(), namespace: Some(NS.into()) },
-                Action::DeleteNamespace { name: NS.into() },
-            ],
-        ),
+        Step {
+            phase: Phase::Cleanup,
+            ..step(
+                9,
+                "cleanup-config",
+                "config",
+                vec![
+                    Action::Delete {
+                        file: "config/remote.yaml".into(),
+                        namespace: Some(NS.into()),
+                    },
+                    Action::DeleteNamespace { name: NS.into() },
+                ],
+            )
+        },
     ];
     plan(steps, vec![file("config/remote.yaml", CONFIG_FILE)])
 }

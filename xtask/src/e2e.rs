@@ -68,7 +68,7 @@ pub struct Args {
     pub istio: Vec<String>,
     /// Installer backend: `istioctl` (IstioOperator files, the guide's form) or `helm`
     /// (Istio's charts with values files).
-    #[arg(long, value_name = "istioctl|helm", default_value = "istioctl")]
+    #[arg(long, value_name = Installer::value_name(), default_value_t = Installer::default())]
     pub installer: Installer,
     /// Number of remote clusters, the config cluster included (1 = external + config;
     /// 2 adds remote2 running helloworld v2, needed by the multi_remote scenario).
@@ -403,18 +403,20 @@ async fn preflight_all(s: &Settings) -> Result<Vec<Prepared>, Vec<String>> {
                 continue;
             }
         };
-        let needs = preflight::plan_needs(&plan);
-        for host in preflight::helm_repo_hosts(&plan) {
-            if let Err(why) = preflight::host_reachable(&host, 443, preflight::REACH_TIMEOUT).await
-            {
+        let needs = plan.options.needs();
+        for repo in &needs.repositories {
+            let host = &repo.host;
+            if let Err(why) = preflight::host_reachable(host, 443, preflight::REACH_TIMEOUT).await {
                 problems.push(format!(
-                    "Istio {v}: helm installs charts from https://{host} ({why}): run where it \
-                     is reachable, or use --installer istioctl"
+                    "Istio {v}: {} installs {} from {} ({why}): run where it is reachable, or \
+                     use --installer istioctl",
+                    s.installer, repo.what, repo.url
                 ));
             }
         }
         let Some(source) = &source else { continue };
-        match preflight::programs(*v, needs, s.istioctl.as_deref(), s.helm.as_deref(), source).await
+        match preflight::programs(*v, &needs, s.istioctl.as_deref(), s.helm.as_deref(), source)
+            .await
         {
             Ok((programs, _)) => {
                 // A version without a node image has its problem recorded already.

@@ -10,10 +10,11 @@
 //! - `Verify`: the checks of [`checks`].
 //! - `Delete` / `DeleteNamespace`: delete and wait until gone.
 //!
-//! After step 1's wait for the control-plane gateway's LoadBalancer IP, the observed
-//! IP is `EXTERNAL_ISTIOD_ADDR`: when the plan was made for another address, it is
-//! planned again for the observed one, written again, and execution continues with
-//! the next step of the new plan.
+//! After the wait for the control-plane gateway's LoadBalancer IP (in the step that
+//! [`Step::publishes_external_address`], step 1), the observed IP is
+//! `EXTERNAL_ISTIOD_ADDR`: when the plan was made for another address, it is planned
+//! again for the observed one, written again, and execution continues with the next
+//! step of the new plan.
 
 pub mod checks;
 pub mod command;
@@ -89,22 +90,12 @@ impl ClusterAccess {
 /// [`ClusterSpec::name`]: crate::topology::ClusterSpec::name
 pub type Clusters = BTreeMap<String, ClusterAccess>;
 
-/// Which steps to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Steps 1 to 8: install and verify.
-    Install,
-    /// Step 9: remove what the install created, in reverse.
-    Cleanup,
-}
+/// Which steps to run: those whose [`Step::phase`] it is.
+pub use crate::install::StepPhase as Phase;
 
-impl Phase {
-    fn includes(self, step: &Step) -> bool {
-        match self {
-            Phase::Install => step.number < 9,
-            Phase::Cleanup => step.number >= 9,
-        }
-    }
+/// The indices of the steps of `phase`, in order.
+fn selected(plan: &Plan, phase: Phase) -> Vec<usize> {
+    (0..plan.steps.len()).filter(|&i| plan.steps[i].phase == phase).collect()
 }
 
 /// How to execute.
@@ -242,8 +233,7 @@ pub async fn execute(
         let error = ExecError::WritePlan { dir: opts.plan_dir.clone(), source };
         return Execution { plan, steps: records, error: Some(error) };
     }
-    let selected: Vec<usize> =
-        (0..plan.steps.len()).filter(|&i| phase.includes(&plan.steps[i])).collect();
+    let selected = selected(&plan, phase);
     let progress = Progress::new(opts.progress, selected.len());
     for (position, &index) in selected.iter().enumerate() {
         let step = plan.steps[index].clone();
@@ -309,7 +299,8 @@ fn replan(plan: &Plan, addr: IpAddr, index: usize, opts: &ExecOptions) -> Result
     Ok(new_plan)
 }
 
-/// Runs one step's actions; returns the LoadBalancer IP a step-1 wait observed.
+/// Runs one step's actions; returns the LoadBalancer IP its wait observed when the
+/// step publishes the external address.
 async fn run_step(
     step: &Step,
     clusters: &Clusters,
@@ -320,7 +311,7 @@ async fn run_step(
     for action in &step.actions {
         tracing::debug!(?action, "action");
         let ip = run_action(&step.cluster, access, action, clusters, opts).await?;
-        if step.number == 1 {
+        if step.publishes_external_address {
             observed = observed.or(ip);
         }
     }
@@ -819,21 +810,38 @@ metadata:
                 })
             });
             let first_wait = first_wait.expect("a wait for the gateway's IP");
+            let publishing: Vec<usize> = (0..planned.steps.len())
+                .filter(|&i| planned.steps[i].publishes_external_address)
+                .collect();
+            assert_eq!(publishing, [first_wait], "the address is learned at the first wait");
             assert_eq!(planned.steps[first_wait].number, 1, "the address is learned in step 1");
         }
     }
 
+    /// The install phase runs steps 1 to 8, the cleanup step 9, by the steps' own
+    /// phase.
     #[test]
     fn phases_split_install_from_cleanup() {
-        let step = |number| Step {
-            number,
-            id: String::new(),
-            title: String::new(),
-            cluster: String::new(),
-            actions: vec![],
+        use crate::install::{Installer, PlanOptions};
+        use crate::topology::{NetworkMode, PLACEHOLDER_EXTERNAL_ADDR};
+        let plan = install::plan(&PlanOptions {
+            istio: crate::version::NEWEST,
+            installer: Installer::Helm,
+            remotes: 2,
+            network_mode: NetworkMode::MultiNetwork,
+            gateway_tls: Default::default(),
+            external_addr: PLACEHOLDER_EXTERNAL_ADDR,
+            hub: None,
+            tag: None,
+        })
+        .unwrap();
+        let numbers = |phase| -> Vec<u8> {
+            selected(&plan, phase).into_iter().map(|i| plan.steps[i].number).collect()
         };
-        assert!(Phase::Install.includes(&step(1)) && Phase::Install.includes(&step(8)));
-        assert!(!Phase::Install.includes(&step(9)));
-        assert!(Phase::Cleanup.includes(&step(9)) && !Phase::Cleanup.includes(&step(8)));
+        let install = numbers(Phase::Install);
+        let cleanup = numbers(Phase::Cleanup);
+        assert_eq!(install.len() + cleanup.len(), plan.steps.len());
+        assert!(install.iter().all(|&n| n < 9) && install.contains(&8), "{install:?}");
+        assert!(!cleanup.is_empty() && cleanup.iter().all(|&n| n == 9), "{cleanup:?}");
     }
 }

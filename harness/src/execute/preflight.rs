@@ -1,14 +1,15 @@
 //! What an install needs before anything is created, checked within seconds: the
-//! programs its plan runs (istioctl from `--istioctl PATH` or the release, helm), the
-//! release when the plan uses it, and the images (present locally, or their registry
-//! reachable). Each problem names what is missing and how to provide it.
+//! programs its backend declares ([`crate::install::Needs`]: istioctl from
+//! `--istioctl PATH` or the release, helm), the release when the backend uses it, and
+//! the images (present locally, or their registry reachable). Each problem names what
+//! is missing and how to provide it.
 
 use crate::preflight::{Problem, ProblemKind};
 use std::net::ToSocketAddrs as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::install::{Action, Plan, Program};
+use crate::install::{Needs, Program};
 use crate::istio::release::{Release, ReleaseSource};
 use crate::istio::tools;
 use crate::version::IstioVersion;
@@ -22,61 +23,18 @@ pub const OFFLINE_ENV: &str = "ECP_OFFLINE";
 /// How long a registry may take to resolve and accept a connection.
 pub const REACH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What a plan runs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PlanNeeds {
-    pub istioctl: bool,
-    pub helm: bool,
-    /// A chart (or file) of the unpacked release (`{istio-release}`).
-    pub release: bool,
-}
-
-/// Reads from a plan which programs and files it needs.
-pub fn plan_needs(plan: &Plan) -> PlanNeeds {
-    let mut needs = PlanNeeds::default();
-    for action in plan.steps.iter().flat_map(|s| &s.actions) {
-        if let Action::Run { program, args, .. } = action {
-            match program {
-                Program::Istioctl => needs.istioctl = true,
-                Program::Helm => needs.helm = true,
-            }
-            if args.iter().any(|a| a.contains(crate::install::plan::RELEASE_DIR_PLACEHOLDER)) {
-                needs.release = true;
-            }
-        }
-    }
-    needs
-}
-
-/// The hosts of the Helm repositories a plan installs charts from (`--repo URL`).
-pub fn helm_repo_hosts(plan: &Plan) -> Vec<String> {
-    let mut hosts = Vec::new();
-    for action in plan.steps.iter().flat_map(|s| &s.actions) {
-        let Action::Run { program: Program::Helm, args, .. } = action else { continue };
-        for pair in args.windows(2).filter(|w| w[0] == "--repo") {
-            let host = pair[1].split("://").nth(1).and_then(|rest| rest.split('/').next());
-            if let Some(host) = host.map(|h| h.split(':').next().unwrap_or(h).to_string())
-                && !hosts.contains(&host)
-            {
-                hosts.push(host);
-            }
-        }
-    }
-    hosts
-}
-
 /// The programs for a plan: `--istioctl PATH` or the release's istioctl, `--helm PATH`
 /// or helm on `PATH`, the release when needed (from the cache, else downloaded and
 /// verified). Problems are returned, all of them, in that order.
 pub async fn programs(
     version: IstioVersion,
-    needs: PlanNeeds,
+    needs: &Needs,
     istioctl: Option<&std::path::Path>,
     helm: Option<&std::path::Path>,
     source: &ReleaseSource,
 ) -> Result<(Programs, Option<Release>), Vec<Problem>> {
     let mut problems = Vec::new();
-    let release_needed = needs.release || (needs.istioctl && istioctl.is_none());
+    let release_needed = needs.release || (needs.runs(Program::Istioctl) && istioctl.is_none());
     let release = if release_needed {
         match source.fetch(version).await {
             Ok(r) => Some(r),
@@ -115,7 +73,7 @@ pub async fn programs(
             release.as_ref().map(Release::istioctl).unwrap_or_else(|| PathBuf::from("istioctl"))
         }
     };
-    let helm_path = if needs.helm {
+    let helm_path = if needs.runs(Program::Helm) {
         match tools::helm(helm) {
             Ok(p) => Some(p),
             Err(e) => {
@@ -214,8 +172,8 @@ mod tests {
     use crate::install::{Installer, PlanOptions};
     use crate::topology::{NetworkMode, PLACEHOLDER_EXTERNAL_ADDR};
 
-    fn plan(version: &str, installer: Installer) -> Plan {
-        crate::install::plan(&PlanOptions {
+    fn needs(version: &str, installer: Installer) -> Needs {
+        PlanOptions {
             istio: version.parse().unwrap(),
             installer,
             remotes: 1,
@@ -224,30 +182,29 @@ mod tests {
             external_addr: PLACEHOLDER_EXTERNAL_ADDR,
             hub: None,
             tag: None,
-        })
-        .unwrap()
+        }
+        .needs()
     }
 
     #[test]
-    fn plans_say_what_they_run() {
-        let needs = plan_needs(&plan("1.30.3", Installer::Istioctl));
-        assert!(needs.istioctl && !needs.helm && !needs.release, "{needs:?}");
-        let needs = plan_needs(&plan("1.30.3", Installer::Helm));
-        assert!(needs.helm && !needs.release, "{needs:?}");
-        let needs = plan_needs(&plan("1.22.8", Installer::Helm));
+    fn backends_say_what_they_run() {
+        let istioctl = needs("1.30.3", Installer::Istioctl);
+        assert_eq!(istioctl.programs, [Program::Istioctl]);
+        assert!(!istioctl.release && istioctl.repositories.is_empty(), "{istioctl:?}");
+        let helm = needs("1.30.3", Installer::Helm);
+        assert_eq!(helm.programs, [Program::Helm]);
+        assert!(!helm.release, "{helm:?}");
         assert!(
-            needs.helm && needs.release,
-            "1.22's istiod-remote is only in the release: {needs:?}"
+            needs("1.22.8", Installer::Helm).release,
+            "1.22's istiod-remote is only in the release"
         );
     }
 
     #[test]
-    fn helm_plans_name_their_chart_repository() {
-        assert_eq!(
-            helm_repo_hosts(&plan("1.30.3", Installer::Helm)),
-            ["istio-release.storage.googleapis.com"]
-        );
-        assert!(helm_repo_hosts(&plan("1.30.3", Installer::Istioctl)).is_empty());
+    fn helm_names_its_chart_repository() {
+        let hosts: Vec<String> =
+            needs("1.30.3", Installer::Helm).repositories.into_iter().map(|r| r.host).collect();
+        assert_eq!(hosts, ["istio-release.storage.googleapis.com"]);
     }
 
     #[test]
@@ -309,9 +266,9 @@ mod tests {
             platform: crate::istio::release::Platform::current().unwrap(),
         };
         let v: IstioVersion = "1.22.8".parse().unwrap();
-        let needs = PlanNeeds { istioctl: false, helm: true, release: true };
+        let needs = Needs { programs: vec![Program::Helm], release: true, ..Needs::default() };
         let missing_helm = dir.path().join("no-helm");
-        let err = programs(v, needs, None, Some(&missing_helm), &source).await.unwrap_err();
+        let err = programs(v, &needs, None, Some(&missing_helm), &source).await.unwrap_err();
         assert_eq!(err.len(), 2, "{err:?}");
         assert_eq!(err[0].kind, ProblemKind::Release);
         assert!(err[0].message.contains(&format!("{base}/1.22.8/istio-1.22.8-")), "{}", err[0]);
@@ -328,9 +285,9 @@ mod tests {
             cache_root: dir.path().join("cache"),
             platform: crate::istio::release::Platform::current().unwrap(),
         };
-        let needs = PlanNeeds { istioctl: true, helm: false, release: false };
+        let needs = Needs { programs: vec![Program::Istioctl], ..Needs::default() };
         let (found, release) =
-            programs("1.30.3".parse().unwrap(), needs, Some(&istioctl), None, &source)
+            programs("1.30.3".parse().unwrap(), &needs, Some(&istioctl), None, &source)
                 .await
                 .unwrap();
         assert_eq!(found.istioctl, istioctl);
@@ -338,7 +295,7 @@ mod tests {
         // A main-branch build: no release exists to download, and none is tried.
         let dev = "1.32.0-dev".parse().unwrap();
         let (dev_programs, release) =
-            programs(dev, needs, Some(&istioctl), None, &source).await.unwrap();
+            programs(dev, &needs, Some(&istioctl), None, &source).await.unwrap();
         assert_eq!(dev_programs.istioctl, istioctl);
         assert!(release.is_none());
     }
@@ -360,13 +317,13 @@ mod tests {
             cache_root: dir.path().join("cache"),
             platform: crate::istio::release::Platform::current().unwrap(),
         };
-        let needs = PlanNeeds { istioctl: false, helm: true, release: false };
+        let needs = Needs { programs: vec![Program::Helm], ..Needs::default() };
         let v: IstioVersion = "1.27.0".parse().unwrap();
         let good = fake_helm(dir.path(), "v3.18.6");
-        let (found, _) = programs(v, needs, None, Some(&good), &source).await.unwrap();
+        let (found, _) = programs(v, &needs, None, Some(&good), &source).await.unwrap();
         assert_eq!(found.helm_version.map(|h| h.to_string()).as_deref(), Some("v3.18.6"));
         let old = fake_helm(dir.path(), "v3.5.4");
-        let err = programs(v, needs, None, Some(&old), &source).await.unwrap_err();
+        let err = programs(v, &needs, None, Some(&old), &source).await.unwrap_err();
         assert_eq!(err.len(), 1, "{err:?}");
         assert_eq!(err[0].kind, ProblemKind::Program);
         assert!(err[0].message.contains("v3.5.4"), "{}", err[0]);

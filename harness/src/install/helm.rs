@@ -2,9 +2,135 @@
 
 use serde_json::{Value, json};
 
-use super::plan::{Action, Program, RELEASE_DIR_PLACEHOLDER, kubeconfig_placeholder};
-use super::values::InstallValues;
-use crate::version::IstioVersion;
+use super::backend::{Component, InstallerBackend, Needs, Repository, Target};
+use super::plan::{
+    Action, PlanError, PlanOptions, Program, RELEASE_DIR_PLACEHOLDER, kubeconfig_placeholder,
+};
+use super::values::{self, GatewayValues, InstallValues};
+use crate::version::{IstioVersion, RemoteProfile};
+
+/// `helm upgrade --install` of Istio's charts with values files.
+pub struct Helm;
+
+impl InstallerBackend for Helm {
+    fn install(&self, component: &Component, t: &mut Target<'_>) -> Result<Vec<Action>, PlanError> {
+        let (ns, stem) = (component.namespace(), component.file_stem());
+        let values_path = format!("{stem}-values.yaml");
+        let istio = t.opts.istio;
+        match component {
+            Component::RemoteProfile { values, .. } => {
+                // From 1.24 the remote charts take `profile: remote`.
+                let profile = match istio.remote_profile() {
+                    RemoteProfile::Remote => Some("remote"),
+                    RemoteProfile::IstiodRemote => None,
+                };
+                let file = t.yaml(&values_path, &[values_file(values, profile)])?;
+                let charts: Vec<(&str, Chart)> = istio
+                    .remote_charts()
+                    .iter()
+                    .map(|chart| (release_name(chart), remote_chart(istio, chart)))
+                    .collect();
+                Ok(install_charts(t, ns, Some(&file), &charts))
+            }
+            Component::ExternalIstiod(values) => {
+                let file = t.yaml(&values_path, &[values_file(values, None)])?;
+                Ok(install_charts(t, ns, Some(&file), &[("istiod", Chart::Repo("istiod"))]))
+            }
+            Component::ControlPlaneGateway(g) => {
+                let mut actions = local_istiod(t, ns)?;
+                let file = t.yaml(&values_path, &[gateway_values(g)])?;
+                actions.extend(install_charts(t, ns, Some(&file), &[(g.name, GATEWAY_CHART)]));
+                Ok(actions)
+            }
+            Component::IngressGateway(g) | Component::EastWestGateway(g) => {
+                let file = t.yaml(&values_path, &[gateway_values(g)])?;
+                Ok(install_charts(t, ns, Some(&file), &[(g.name, GATEWAY_CHART)]))
+            }
+        }
+    }
+
+    /// helm, the chart repository, and the release for the charts published nowhere
+    /// else ([`remote_chart`]).
+    fn needs(&self, opts: &PlanOptions) -> Needs {
+        let istio = opts.istio;
+        let release = istio
+            .remote_charts()
+            .iter()
+            .any(|chart| matches!(remote_chart(istio, chart), Chart::Release(_)));
+        Needs {
+            programs: vec![Program::Helm],
+            repositories: vec![Repository::https(REPOSITORY, "Istio's Helm charts")],
+            release,
+        }
+    }
+}
+
+/// The chart of every gateway.
+const GATEWAY_CHART: Chart = Chart::Repo("gateway");
+
+/// `helm upgrade --install` of each (release, chart) in order, undone by
+/// `helm uninstall` in reverse.
+fn install_charts(
+    t: &mut Target<'_>,
+    namespace: &str,
+    values: Option<&str>,
+    charts: &[(&str, Chart)],
+) -> Vec<Action> {
+    let istio = t.opts.istio;
+    let cluster = t.cluster;
+    charts
+        .iter()
+        .map(|(release, chart)| {
+            t.undo(uninstall(cluster, release, namespace));
+            upgrade_install(cluster, istio, release, *chart, namespace, values)
+        })
+        .collect()
+}
+
+/// `base` and the small istiod in `namespace` that configures only the control-plane
+/// gateway, with `--hub`/`--tag`'s images.
+fn local_istiod(t: &mut Target<'_>, namespace: &str) -> Result<Vec<Action>, PlanError> {
+    let o = t.opts;
+    let local = json!({ "global": { "istioNamespace": namespace } });
+    let local = values::with_images(local, o.hub.as_deref(), o.tag.as_deref());
+    let local = t.yaml("istiod-local-values.yaml", &[local])?;
+    let mut actions = install_charts(t, namespace, None, &[("istio-base", Chart::Repo("base"))]);
+    actions.extend(install_charts(
+        t,
+        namespace,
+        Some(&local),
+        &[("istiod", Chart::Repo("istiod"))],
+    ));
+    Ok(actions)
+}
+
+/// The `gateway` chart's values: the gateway's labels; an east-west gateway is a
+/// `networkGateway` (the chart gives it the network's ports, 15021, 15443, 15012 and
+/// 15017, and its env), any other a LoadBalancer Service with the gateway's ports.
+fn gateway_values(g: &GatewayValues) -> Value {
+    let mut v = json!({ "labels": g.labels() });
+    match &g.network {
+        Some(network) => {
+            v["name"] = json!(g.name);
+            v["networkGateway"] = json!(network);
+        }
+        None => {
+            v["service"] = json!({ "type": "LoadBalancer" });
+            if let Some(ports) = &g.ports {
+                v["service"]["ports"] = ports.clone();
+            }
+        }
+    }
+    v
+}
+
+/// The Helm release name of a chart.
+fn release_name(chart: &str) -> &str {
+    match chart {
+        "base" => "istio-base",
+        other => other,
+    }
+}
 
 /// Istio's Helm repository; chart version = Istio version.
 pub const REPOSITORY: &str = "https://istio-release.storage.googleapis.com/charts";
@@ -39,7 +165,7 @@ pub fn remote_chart(istio: IstioVersion, name: &'static str) -> Chart {
 
 /// A Helm values file's contents: the values with `meshConfig` and `profile` merged
 /// in at the top.
-pub fn values_file(v: &InstallValues) -> Value {
+pub fn values_file(v: &InstallValues, profile: Option<&str>) -> Value {
     let mut values = match &v.values {
         Value::Object(_) => v.values.clone(),
         _ => json!({}),
@@ -47,7 +173,7 @@ pub fn values_file(v: &InstallValues) -> Value {
     if !v.mesh_config.is_null() {
         values["meshConfig"] = v.mesh_config.clone();
     }
-    if let Some(profile) = v.helm_profile {
+    if let Some(profile) = profile {
         values["profile"] = json!(profile);
     }
     values
@@ -220,19 +346,38 @@ mod tests {
     #[test]
     fn values_file_merges_mesh_config_and_profile() {
         let v = InstallValues {
-            profile: Some("remote"),
-            components: json!({ "pilot": { "enabled": false } }),
             mesh_config: json!({ "rootNamespace": "external-istiod" }),
             values: json!({ "global": { "meshID": "mesh1" } }),
-            helm_profile: Some("remote"),
         };
         assert_eq!(
-            values_file(&v),
+            values_file(&v, Some("remote")),
             json!({
                 "global": { "meshID": "mesh1" },
                 "meshConfig": { "rootNamespace": "external-istiod" },
                 "profile": "remote",
             })
         );
+    }
+
+    /// The gateway chart's values of each gateway of the procedure.
+    #[test]
+    fn gateway_values_per_gateway() {
+        let ingress = json!({ "app": "istio-ingressgateway", "istio": "ingressgateway" });
+        assert_eq!(
+            gateway_values(&values::control_plane_gateway()),
+            json!({
+                "labels": ingress,
+                "service": { "type": "LoadBalancer", "ports": values::control_plane_gateway_ports() },
+            })
+        );
+        assert_eq!(
+            gateway_values(&values::remote_ingress_gateway()),
+            json!({ "labels": ingress, "service": { "type": "LoadBalancer" } })
+        );
+        let eastwest = gateway_values(&values::eastwest_gateway("network2"));
+        assert_eq!(eastwest["networkGateway"], "network2");
+        assert_eq!(eastwest["name"], "istio-eastwestgateway");
+        assert_eq!(eastwest["labels"]["topology.istio.io/network"], "network2");
+        assert_eq!(eastwest.get("service"), None, "networkGateway gives the ports");
     }
 }

@@ -3,12 +3,15 @@
 //! backend, offline. The executor runs a plan against clusters.
 //!
 //! - [`plan`](mod@plan): the model (options, steps, actions, files, errors).
-//! - `values`: the Istio values of procedure.md "Values by Istio version".
-//! - `steps`: one function per step of the guide.
-//! - `istioctl` / `helm`: how each backend carries the values (IstioOperator files
-//!   and `istioctl` command lines; values files and `helm` command lines).
+//! - [`values`]: the Istio values of procedure.md "Values by Istio version", neutral.
+//! - `steps`: one function per step of the guide; each asks for [`Component`]s.
+//! - [`backend`]: the [`InstallerBackend`] trait, [`Component`], [`Needs`], and
+//!   [`Installer`], the one mapping from a name to a backend.
+//! - `istioctl` / `helm`: the backends (IstioOperator files and `istioctl` command
+//!   lines; values files and `helm` command lines).
 //! - `render`: the plan as text, JSON and files on disk.
 
+pub mod backend;
 mod helm;
 mod istioctl;
 pub mod plan;
@@ -18,9 +21,10 @@ mod steps;
 mod tests;
 pub mod values;
 
+pub use backend::{Component, Installer, InstallerBackend, Needs, Repository, Target};
 pub use helm::{SKIP_SCHEMA_VALIDATION, SKIP_SCHEMA_VALIDATION_SINCE};
 pub use plan::{
-    Action, Check, GatewayTls, Installer, Plan, PlanError, PlanFile, PlanOptions, Program, Step,
+    Action, Check, GatewayTls, Plan, PlanError, PlanFile, PlanOptions, Program, Step, StepPhase,
     WaitCondition, WebhookKind,
 };
 pub use steps::{

@@ -15,9 +15,11 @@
 //!   else, e.g. 1.22's `istiod-remote`).
 //! - A plan is rendered for one external address ([`PlanOptions::external_addr`]).
 //!   `EXTERNAL_ISTIOD_ADDR` is the external gateway's LoadBalancer IP, known only
-//!   after step 1's [`WaitCondition::LoadBalancerIp`]: when it differs, the executor
+//!   after the [`WaitCondition::LoadBalancerIp`] of the step that
+//!   [`Step::publishes_external_address`] (in step 1): when it differs, the executor
 //!   plans again with the observed address (planning is pure and fast) and continues
-//!   with step 2 of the new plan.
+//!   with the next step of the new plan.
+//! - [`Step::phase`] says which steps install and which clean up (step 9).
 //!
 //! [`ClusterSpec::name`]: crate::topology::ClusterSpec::name
 
@@ -44,16 +46,7 @@ pub const RELEASE_DIR_PLACEHOLDER: &str = "{istio-release}";
 /// The name of the plan file [`Plan::write`] writes beside the manifests.
 pub const PLAN_JSON: &str = "plan.json";
 
-/// The program that installs Istio's charts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Installer {
-    /// `istioctl install` with IstioOperator files (the guide's form).
-    #[default]
-    Istioctl,
-    /// `helm upgrade --install` of Istio's charts with values files.
-    Helm,
-}
+pub use super::backend::Installer;
 
 /// How the external cluster's gateway carries 15012 and 15017 (procedure.md step 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -115,6 +108,30 @@ pub struct Step {
     /// [`ClusterSpec::name`]: crate::topology::ClusterSpec::name
     pub cluster: String,
     pub actions: Vec<Action>,
+    /// Steps 1 to 8 install, step 9 cleans up: the executor runs one phase at a time.
+    #[serde(default, skip_serializing_if = "StepPhase::is_install")]
+    pub phase: StepPhase,
+    /// Its [`WaitCondition::LoadBalancerIp`] observes `EXTERNAL_ISTIOD_ADDR` (the
+    /// control-plane gateway's address, step 1): the executor plans again for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub publishes_external_address: bool,
+}
+
+/// Which part of the procedure a [`Step`] belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepPhase {
+    /// Steps 1 to 8: install and verify.
+    #[default]
+    Install,
+    /// Step 9: remove what the install created, in reverse.
+    Cleanup,
+}
+
+impl StepPhase {
+    fn is_install(&self) -> bool {
+        *self == StepPhase::Install
+    }
 }
 
 /// A file the install applies or passes to an installer.
@@ -207,8 +224,8 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "condition", rename_all = "kebab-case")]
 pub enum WaitCondition {
-    /// A LoadBalancer Service has an ingress IP. In step 1 this IP is
-    /// `EXTERNAL_ISTIOD_ADDR`.
+    /// A LoadBalancer Service has an ingress IP. In the step that
+    /// [`Step::publishes_external_address`] this IP is `EXTERNAL_ISTIOD_ADDR`.
     LoadBalancerIp { namespace: String, service: String },
     /// A Deployment reports the `Available` condition.
     DeploymentAvailable { namespace: String, name: String },
@@ -287,36 +304,6 @@ pub enum PlanError {
     Ipv6ExternalAddr { istio: IstioVersion, addr: IpAddr },
     #[error("cannot write the plan to {}: {error}", dir.display())]
     Write { dir: PathBuf, error: std::io::Error },
-}
-
-impl Installer {
-    /// Every backend, in the order help texts list them.
-    pub const ALL: [Installer; 2] = [Installer::Istioctl, Installer::Helm];
-
-    /// The name users type (`--installer istioctl`) and reports show: the one
-    /// mapping between a backend and its name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Istioctl => "istioctl",
-            Self::Helm => "helm",
-        }
-    }
-}
-
-impl std::fmt::Display for Installer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Installer {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL.into_iter().find(|i| i.name() == s).ok_or_else(|| {
-            let names: Vec<&str> = Self::ALL.iter().map(|i| i.name()).collect();
-            format!("unknown installer `{s}`: expected {}", names.join(" or "))
-        })
-    }
 }
 
 impl FromStr for GatewayTls {

@@ -4,7 +4,24 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::plan::{Action, Check, PLAN_JSON, Plan, PlanError, WaitCondition};
+use super::plan::{Action, Check, PLAN_JSON, Plan, PlanError, PlanFile, WaitCondition};
+
+impl PlanFile {
+    /// A public file of YAML `docs` (one document each) at `path`; `step` names the
+    /// step in the error.
+    pub(super) fn yaml(
+        step: &str,
+        path: String,
+        docs: &[serde_json::Value],
+    ) -> Result<Self, PlanError> {
+        let contents = serde_saphyr::to_string_multiple(docs).map_err(|e| PlanError::Render {
+            step: step.to_string(),
+            file: path.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(Self { path, contents, private: false })
+    }
+}
 
 impl Plan {
     /// The ordered plan as text: one block per step (number, cluster, title), one

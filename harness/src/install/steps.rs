@@ -8,12 +8,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 
+use super::backend::{Component, Target};
 use super::plan::{
-    Action, Check, GatewayTls, Installer, Plan, PlanError, PlanFile, PlanOptions, Step,
+    Action, Check, GatewayTls, Plan, PlanError, PlanFile, PlanOptions, Step, StepPhase,
     WaitCondition, WebhookKind,
 };
-use super::values::{self, InstallValues, VALIDATION_WEBHOOK_CONFIG_NAME, WEBHOOK_PORT, XDS_PORT};
-use super::{helm, istioctl};
+use super::values::{self, VALIDATION_WEBHOOK_CONFIG_NAME, WEBHOOK_PORT, XDS_PORT};
 use crate::remote_secret::{RemoteSecret, SecretType};
 use crate::samples::{self, SampleImages};
 use crate::tls::{GATEWAY_TLS_SECRET, GatewayCerts};
@@ -79,14 +79,26 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn step(&mut self, number: u8, id: &str, title: &str, cluster: &str, actions: Vec<Action>) {
+    /// Adds an install step; returns it for the facts only some steps have.
+    fn step(
+        &mut self,
+        number: u8,
+        id: &str,
+        title: &str,
+        cluster: &str,
+        actions: Vec<Action>,
+    ) -> &mut Step {
         self.steps.push(Step {
             number,
             id: id.to_string(),
             title: title.to_string(),
             cluster: cluster.to_string(),
             actions,
+            phase: StepPhase::Install,
+            publishes_external_address: false,
         });
+        let last = self.steps.len() - 1;
+        &mut self.steps[last]
     }
 
     /// Adds a file and returns its path for actions.
@@ -97,12 +109,8 @@ impl<'a> Planner<'a> {
 
     /// Adds a YAML file of `docs` (one document each).
     fn yaml(&mut self, step: &str, path: &str, docs: &[Value]) -> Result<String, PlanError> {
-        let contents = serde_saphyr::to_string_multiple(docs).map_err(|e| PlanError::Render {
-            step: step.to_string(),
-            file: path.to_string(),
-            message: e.to_string(),
-        })?;
-        Ok(self.file(path, contents, false))
+        self.files.push(PlanFile::yaml(step, path.to_string(), docs)?);
+        Ok(path.to_string())
     }
 
     fn undo(&mut self, step: u8, cluster: &str, action: Action) {
@@ -133,140 +141,21 @@ impl<'a> Planner<'a> {
         Action::Apply { file: file.to_string(), namespace }
     }
 
-    /// Installs `v` on `cluster` with the chosen backend. istioctl: an IstioOperator
-    /// `<dir>/<name>.yaml` and `istioctl install`; Helm: `<dir>/<name>-values.yaml`
-    /// and `helm upgrade --install` of each chart (release, chart), in order.
+    /// Installs `component` on `cluster` with the chosen backend: its files join the
+    /// plan, its undo actions the cleanup; returns the actions that install it.
     fn install(
         &mut self,
         step: (u8, &str),
         cluster: &ClusterSpec,
-        name: &str,
-        namespace: &str,
-        v: &InstallValues,
-        charts: &[(&str, helm::Chart)],
+        component: &Component,
     ) -> Result<Vec<Action>, PlanError> {
-        let c = &cluster.name;
-        match self.opts.installer {
-            Installer::Istioctl => {
-                let iop = istioctl::istio_operator(name, namespace, v);
-                let file = self.yaml(step.1, &format!("{c}/{name}.yaml"), &[iop])?;
-                self.undo(step.0, c, istioctl::uninstall(c, &file));
-                Ok(vec![istioctl::install(c, &file)])
-            }
-            Installer::Helm => {
-                let path = format!("{c}/{name}-values.yaml");
-                let file = self.yaml(step.1, &path, &[helm::values_file(v)])?;
-                Ok(self.helm_charts(step.0, c, namespace, Some(&file), charts))
-            }
+        let mut target = Target::new(&cluster.name, self.opts, step.1);
+        let actions = self.opts.installer.backend().install(component, &mut target)?;
+        let (files, undo) = target.finish();
+        self.files.extend(files);
+        for action in undo {
+            self.undo(step.0, &cluster.name, action);
         }
-    }
-
-    /// `helm upgrade --install` of each (release, chart) in order, undone by
-    /// `helm uninstall` in reverse.
-    fn helm_charts(
-        &mut self,
-        step: u8,
-        cluster: &str,
-        namespace: &str,
-        values: Option<&str>,
-        charts: &[(&str, helm::Chart)],
-    ) -> Vec<Action> {
-        let istio = self.opts.istio;
-        charts
-            .iter()
-            .map(|(release, chart)| {
-                self.undo(step, cluster, helm::uninstall(cluster, release, namespace));
-                helm::upgrade_install(cluster, istio, release, *chart, namespace, values)
-            })
-            .collect()
-    }
-
-    /// The remote profile on a remote cluster (steps 2 and 8). istioctl: the guide
-    /// generates the manifest and applies it; Helm: the version's remote charts.
-    fn install_remote_profile(
-        &mut self,
-        step: (u8, &str),
-        cluster: &ClusterSpec,
-        config: bool,
-    ) -> Result<Vec<Action>, PlanError> {
-        let o = self.opts;
-        let v = values::remote_profile(o.istio, cluster, config, o.external_addr, o.gateway_tls);
-        let c = cluster.name.clone();
-        match o.installer {
-            Installer::Istioctl => {
-                let iop = istioctl::istio_operator("remote", EXTERNAL_ISTIOD_NAMESPACE, &v);
-                let file = self.yaml(step.1, &format!("{c}/remote-config-cluster.yaml"), &[iop])?;
-                let generated = format!("{c}/remote-config-cluster.generated.yaml");
-                let apply = self.apply(step.0, &c, &generated, None);
-                Ok(vec![istioctl::manifest_generate(&c, &file, &generated), apply])
-            }
-            Installer::Helm => {
-                let path = format!("{c}/remote-config-cluster-values.yaml");
-                let file = self.yaml(step.1, &path, &[helm::values_file(&v)])?;
-                let charts: Vec<(&str, helm::Chart)> = o
-                    .istio
-                    .remote_charts()
-                    .iter()
-                    .map(|chart| (release_name(chart), helm::remote_chart(o.istio, chart)))
-                    .collect();
-                Ok(self.helm_charts(step.0, &c, EXTERNAL_ISTIOD_NAMESPACE, Some(&file), &charts))
-            }
-        }
-    }
-
-    /// A gateway on `cluster` with the chosen backend (steps 1, 7 and 8). istioctl:
-    /// an IstioOperator `<cluster>/<name>.yaml` and `istioctl install`; Helm: the
-    /// `gateway` chart as release `service` with `<cluster>/<name>-values.yaml`.
-    fn install_gateway(
-        &mut self,
-        step: (u8, &str),
-        cluster: &ClusterSpec,
-        gateway: Gateway,
-    ) -> Result<Vec<Action>, PlanError> {
-        let (c, name, ns) = (cluster.name.as_str(), gateway.name, gateway.namespace);
-        match self.opts.installer {
-            Installer::Istioctl if gateway.with_local_istiod => {
-                let iop = istioctl::istio_operator(name, ns, &gateway.istioctl_values);
-                let file = self.yaml(step.1, &format!("{c}/{name}.yaml"), &[iop])?;
-                // Last on this cluster, after the external istiod is gone: every Istio
-                // resource left here is ours.
-                self.undo(step.0, c, istioctl::uninstall_purge(c));
-                Ok(vec![istioctl::install(c, &file)])
-            }
-            Installer::Istioctl => {
-                self.install(step, cluster, name, ns, &gateway.istioctl_values, &[])
-            }
-            Installer::Helm => {
-                let mut actions = if gateway.with_local_istiod {
-                    self.helm_local_istiod(step, c, ns)?
-                } else {
-                    Vec::new()
-                };
-                let path = format!("{c}/{name}-values.yaml");
-                let file = self.yaml(step.1, &path, &[gateway.helm_values])?;
-                let chart = [(gateway.service, helm::Chart::Repo("gateway"))];
-                actions.extend(self.helm_charts(step.0, c, ns, Some(&file), &chart));
-                Ok(actions)
-            }
-        }
-    }
-
-    /// Helm: `base` and the small istiod in `namespace` that configures only the
-    /// control-plane gateway.
-    fn helm_local_istiod(
-        &mut self,
-        step: (u8, &str),
-        cluster: &str,
-        namespace: &str,
-    ) -> Result<Vec<Action>, PlanError> {
-        let (o, c) = (self.opts, cluster);
-        let local = json!({ "global": { "istioNamespace": namespace } });
-        let local = values::with_images(local, o.hub.as_deref(), o.tag.as_deref());
-        let local = self.yaml(step.1, &format!("{c}/istiod-local-values.yaml"), &[local])?;
-        let base = [("istio-base", helm::Chart::Repo("base"))];
-        let mut actions = self.helm_charts(step.0, c, namespace, None, &base);
-        let istiod = [("istiod", helm::Chart::Repo("istiod"))];
-        actions.extend(self.helm_charts(step.0, c, namespace, Some(&local), &istiod));
         Ok(actions)
     }
 
@@ -311,30 +200,6 @@ impl<'a> Planner<'a> {
     }
 }
 
-/// The Helm release name of a chart.
-fn release_name(chart: &str) -> &str {
-    match chart {
-        "base" => "istio-base",
-        other => other,
-    }
-}
-
-/// A gateway as either backend installs it ([`Planner::install_gateway`]).
-struct Gateway {
-    /// The IstioOperator's name and the base of its file names.
-    name: &'static str,
-    namespace: &'static str,
-    /// The gateway's Service and Deployment, and its Helm release.
-    service: &'static str,
-    istioctl_values: InstallValues,
-    /// The `gateway` chart's values.
-    helm_values: Value,
-    /// The gateway comes with the small istiod that configures only it (step 1):
-    /// istioctl's default profile brings it, undone by purging; Helm installs `base`
-    /// and `istiod` first.
-    with_local_istiod: bool,
-}
-
 /// Every step of procedure.md, in order.
 pub(super) fn all_steps(p: &mut Planner<'_>) -> Result<(), PlanError> {
     set_up_gateway_in_external_cluster(p)?;
@@ -357,9 +222,10 @@ fn set_up_gateway_in_external_cluster(p: &mut Planner<'_>) -> Result<(), PlanErr
     let external = p.topology.external().clone();
     let c = external.name.as_str();
     let mut actions = vec![p.create_namespace(1, c, ISTIO_SYSTEM, labels(&[]), labels(&[]))];
-    actions.extend(p.install_gateway((1, ID), &external, control_plane_gateway(p.opts))?);
+    actions.extend(p.install((1, ID), &external, &Component::control_plane_gateway())?);
     actions.push(wait_deployment(ISTIO_SYSTEM, INGRESS_GATEWAY));
     actions.push(wait_load_balancer(ISTIO_SYSTEM, INGRESS_GATEWAY));
+    // Its wait for the LoadBalancer IP learns EXTERNAL_ISTIOD_ADDR.
     p.step(
         1,
         ID,
@@ -368,22 +234,9 @@ fn set_up_gateway_in_external_cluster(p: &mut Planner<'_>) -> Result<(), PlanErr
          LoadBalancer IP is EXTERNAL_ISTIOD_ADDR",
         c,
         actions,
-    );
+    )
+    .publishes_external_address = true;
     Ok(())
-}
-
-/// The external cluster's ingress gateway in `istio-system`, with its local istiod.
-fn control_plane_gateway(o: &PlanOptions) -> Gateway {
-    let mut v = values::control_plane_gateway();
-    v.values = values::with_images(v.values, o.hub.as_deref(), o.tag.as_deref());
-    Gateway {
-        name: "controlplane-gateway",
-        namespace: ISTIO_SYSTEM,
-        service: INGRESS_GATEWAY,
-        istioctl_values: v,
-        helm_values: values::control_plane_gateway_helm(),
-        with_local_istiod: true,
-    }
 }
 
 /// 2. Config cluster: namespace `external-istiod` and the remote profile (webhooks,
@@ -396,7 +249,8 @@ fn set_up_config_cluster(p: &mut Planner<'_>) -> Result<(), PlanError> {
     let ns =
         p.create_namespace(2, c, EXTERNAL_ISTIOD_NAMESPACE, network_labels(&config), labels(&[]));
     let mut actions = vec![ns];
-    actions.extend(p.install_remote_profile((2, ID), &config, true)?);
+    let remote_profile = Component::remote_profile(p.opts, &config, true);
+    actions.extend(p.install((2, ID), &config, &remote_profile)?);
     actions.extend(remote_profile_checks(p, true));
     p.step(
         2,
@@ -525,12 +379,8 @@ fn install_external_istiod(p: &mut Planner<'_>) -> Result<(), PlanError> {
     const ID: &str = "install-external-istiod";
     let external = p.topology.external().clone();
     let config = p.topology.config().clone();
-    let o = p.opts;
-    let mut v = values::external_istiod(o.istio, &config, o.external_addr, o.gateway_tls);
-    v.values = values::with_images(v.values, o.hub.as_deref(), o.tag.as_deref());
-    let charts = [("istiod", helm::Chart::Repo("istiod"))];
-    let mut actions =
-        p.install((4, ID), &external, "istiod", EXTERNAL_ISTIOD_NAMESPACE, &v, &charts)?;
+    let istiod = Component::external_istiod(p.opts, &config);
+    let mut actions = p.install((4, ID), &external, &istiod)?;
     actions.push(wait_deployment(EXTERNAL_ISTIOD_NAMESPACE, "istiod"));
     actions.push(Action::Verify {
         check: Check::WebhooksDoNotMention { text: EXTERNAL_ISTIOD_NAMESPACE.into() },
@@ -720,7 +570,7 @@ fn enable_ingress_gateway(p: &mut Planner<'_>) -> Result<(), PlanError> {
     let config = p.topology.config().clone();
     let c = config.name.as_str();
     let ns = EXTERNAL_ISTIOD_NAMESPACE;
-    let mut actions = p.install_gateway((7, ID), &config, ingress_gateway())?;
+    let mut actions = p.install((7, ID), &config, &Component::ingress_gateway())?;
     actions.push(wait_deployment(ns, INGRESS_GATEWAY));
     actions.push(wait_load_balancer(ns, INGRESS_GATEWAY));
     let file = p.file(
@@ -739,18 +589,6 @@ fn enable_ingress_gateway(p: &mut Planner<'_>) -> Result<(), PlanError> {
         actions,
     );
     Ok(())
-}
-
-/// The config cluster's ingress gateway in `external-istiod`.
-fn ingress_gateway() -> Gateway {
-    Gateway {
-        name: "istio-ingressgateway",
-        namespace: EXTERNAL_ISTIOD_NAMESPACE,
-        service: INGRESS_GATEWAY,
-        istioctl_values: values::remote_ingress_gateway(),
-        helm_values: values::remote_ingress_gateway_helm(),
-        with_local_istiod: false,
-    }
 }
 
 /// 8. Adding clusters to the mesh (the further remotes): east-west gateways on both
@@ -798,7 +636,8 @@ fn add_remote_cluster(
     let annotations = labels(&[(CONTROL_PLANE_CLUSTERS_ANNOTATION, &config.cluster_id)]);
     let ns = EXTERNAL_ISTIOD_NAMESPACE;
     let mut actions = vec![p.create_namespace(8, r, ns, network_labels(remote), annotations)];
-    actions.extend(p.install_remote_profile((8, &id), remote, false)?);
+    let remote_profile = Component::remote_profile(p.opts, remote, false);
+    actions.extend(p.install((8, &id), remote, &remote_profile)?);
     actions.extend(remote_profile_checks(p, false));
     p.step(
         8,
@@ -847,7 +686,7 @@ fn install_eastwest_gateway(
     let id = format!("install-eastwest-gateway-{c}");
     let network = cluster.network.clone().unwrap_or_default();
     let ns = EXTERNAL_ISTIOD_NAMESPACE;
-    let mut actions = p.install_gateway((8, &id), cluster, eastwest_gateway(&network))?;
+    let mut actions = p.install((8, &id), cluster, &Component::eastwest_gateway(&network))?;
     actions.push(wait_deployment(ns, EASTWEST_GATEWAY));
     actions.push(wait_load_balancer(ns, EASTWEST_GATEWAY));
     if expose_services {
@@ -857,18 +696,6 @@ fn install_eastwest_gateway(
     }
     p.step(8, &id, &format!("Install the east-west gateway of {network} on {c}"), c, actions);
     Ok(())
-}
-
-/// The east-west gateway of `network` in `external-istiod`.
-fn eastwest_gateway(network: &str) -> Gateway {
-    Gateway {
-        name: "eastwest-gateway",
-        namespace: EXTERNAL_ISTIOD_NAMESPACE,
-        service: EASTWEST_GATEWAY,
-        istioctl_values: values::eastwest_gateway(network),
-        helm_values: values::eastwest_gateway_helm(network),
-        with_local_istiod: false,
-    }
 }
 
 /// `expose-services.yaml`: services of every network reachable through 15443.
@@ -919,7 +746,8 @@ fn clean_up_in_reverse(p: &mut Planner<'_>) {
             &format!("Clean up what step {step} created on {cluster}"),
             &cluster,
             actions,
-        );
+        )
+        .phase = StepPhase::Cleanup;
     }
     let clusters: Vec<String> = p.topology.clusters.iter().map(|c| c.name.clone()).collect();
     for cluster in clusters.iter().rev() {
@@ -929,7 +757,8 @@ fn clean_up_in_reverse(p: &mut Planner<'_>) {
             &format!("Nothing the harness installed remains on {cluster}"),
             cluster,
             vec![Action::Verify { check: Check::WebhooksDoNotMention { text: "istio".into() } }],
-        );
+        )
+        .phase = StepPhase::Cleanup;
     }
 }
 

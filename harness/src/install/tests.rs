@@ -607,6 +607,74 @@ fn plan_json_carries_the_steps_for_the_executor() {
     assert!(json["files"][0].get("contents").is_none());
 }
 
+/// Step 9 cleans up, everything before installs; exactly one step publishes the
+/// external address: step 1 on the external cluster, whose wait is for the
+/// control-plane gateway's LoadBalancer IP. plan.json says so only where it holds.
+#[test]
+fn steps_carry_their_phase_and_the_step_that_publishes_the_address() {
+    for p in every_plan() {
+        for s in &p.steps {
+            let expected = if s.number == 9 { StepPhase::Cleanup } else { StepPhase::Install };
+            assert_eq!(s.phase, expected, "{}", s.id);
+        }
+        let publishing: Vec<&Step> =
+            p.steps.iter().filter(|s| s.publishes_external_address).collect();
+        assert_eq!(publishing.len(), 1);
+        let step = publishing[0];
+        assert_eq!((step.number, step.cluster.as_str()), (1, p.topology.external().name.as_str()));
+        let waits: Vec<&WaitCondition> = step
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::WaitFor { condition: c @ WaitCondition::LoadBalancerIp { .. }, .. } => {
+                    Some(c)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            waits,
+            [&WaitCondition::LoadBalancerIp {
+                namespace: ISTIO_SYSTEM.into(),
+                service: INGRESS_GATEWAY.into(),
+            }]
+        );
+        let json: Value = serde_json::from_str(&p.to_json()).unwrap();
+        for (s, j) in p.steps.iter().zip(json["steps"].as_array().unwrap()) {
+            let phase = (s.phase == StepPhase::Cleanup).then(|| Value::from("cleanup"));
+            assert_eq!(j.get("phase").cloned(), phase, "{}", s.id);
+            let publishes = s.publishes_external_address.then(|| Value::from(true));
+            assert_eq!(j.get("publishes_external_address").cloned(), publishes, "{}", s.id);
+        }
+    }
+}
+
+/// A backend's declaration of what it needs is what its plans use: the programs its
+/// actions run, every `--repo` they name, and the release exactly when an argument
+/// points into it.
+#[test]
+fn backends_declare_what_their_plans_run() {
+    for p in every_plan() {
+        let needs = p.options.needs();
+        let mut programs = Vec::new();
+        let mut repos = BTreeSet::new();
+        let mut release = false;
+        for a in p.steps.iter().flat_map(|s| &s.actions) {
+            let Action::Run { program, args, .. } = a else { continue };
+            if !programs.contains(program) {
+                programs.push(*program);
+            }
+            repos.extend(args.windows(2).filter(|w| w[0] == "--repo").map(|w| w[1].clone()));
+            release |= args.iter().any(|a| a.contains(RELEASE_DIR_PLACEHOLDER));
+        }
+        let what = format!("{} {}", p.options.istio, p.options.installer);
+        assert_eq!(needs.programs, programs, "{what}");
+        let declared: BTreeSet<String> = needs.repositories.iter().map(|r| r.url.clone()).collect();
+        assert_eq!(declared, repos, "{what}");
+        assert_eq!(needs.release, release, "{what}");
+    }
+}
+
 #[test]
 fn write_puts_every_file_and_plan_json_with_private_files_0600() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,15 +1,19 @@
-//! The Istio values of procedure.md ("Values by Istio version"), as one tree per
-//! installation that serves both backends: istioctl puts it in an IstioOperator
-//! (`spec.profile`, `spec.components`, `spec.meshConfig`, `spec.values`), Helm in a
-//! values file (`meshConfig` and, for the remote charts, `profile` at the top).
+//! The Istio values of procedure.md ("Values by Istio version"), neutral: one
+//! description of each component that every backend turns into its own form.
+//! [`InstallValues`] is the values tree of istiod and the remote profile (istioctl
+//! puts it in an IstioOperator's `spec.meshConfig` and `spec.values` and picks the
+//! components with `spec.profile` and `spec.components`; Helm writes it to a values
+//! file and picks charts). [`GatewayValues`] describes a gateway (istioctl renders an
+//! `ingressGateways` component, Helm the `gateway` chart's values).
 
 use std::net::IpAddr;
 
 use serde_json::{Value, json};
 
 use super::plan::GatewayTls;
+use super::steps::{EASTWEST_GATEWAY, INGRESS_GATEWAY, ISTIO_SYSTEM, NETWORK_LABEL};
 use crate::topology::{ClusterSpec, EXTERNAL_ISTIOD_NAMESPACE, MESH_ID};
-use crate::version::{IstioVersion, RemoteProfile};
+use crate::version::IstioVersion;
 
 /// The mutating webhook configuration of the remote profile in a remote cluster.
 pub const INJECTION_WEBHOOK_CONFIG_NAME: &str = "istio-sidecar-injector-external-istiod";
@@ -41,20 +45,39 @@ pub const STATUS_PORT: u16 = 15021;
 /// ([`remote_profile`]); istiod patches their caBundle with the same root.
 pub const SIMPLE_CA_BUNDLE: &str = "/var/run/secrets/istio/root-cert.pem";
 
-/// One installation's values, for both backends.
+/// The values of istiod or the remote profile, for every backend. Which components
+/// or charts carry them is the backend's choice.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstallValues {
-    /// IstioOperator `spec.profile`; Helm's remote charts take `profile` in values
-    /// instead ([`InstallValues::helm_profile`]).
-    pub profile: Option<&'static str>,
-    /// IstioOperator `spec.components` (istioctl only: Helm picks charts instead).
-    pub components: Value,
     /// `spec.meshConfig` (istioctl) or `meshConfig` (Helm); `Null` when none.
     pub mesh_config: Value,
     /// `spec.values` (istioctl) or the Helm values.
     pub values: Value,
-    /// `profile` in the Helm values (1.24+ remote charts: `remote`).
-    pub helm_profile: Option<&'static str>,
+}
+
+/// A gateway as the procedure describes it, for every backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayValues {
+    /// Its Deployment and Service (and istioctl's component, Helm's release).
+    pub name: &'static str,
+    pub namespace: &'static str,
+    /// Its `istio` label, which the Gateway resources routing through it select.
+    pub istio_label: &'static str,
+    /// Its Service's ports, where the procedure names them; else the installer's.
+    pub ports: Option<Value>,
+    /// The network whose traffic it carries (an east-west gateway).
+    pub network: Option<String>,
+}
+
+impl GatewayValues {
+    /// Its pods' labels: `app` (its name), `istio`, and an east-west gateway's network.
+    pub fn labels(&self) -> Value {
+        let mut labels = json!({ "app": self.name, "istio": self.istio_label });
+        if let Some(network) = &self.network {
+            labels[NETWORK_LABEL] = json!(network);
+        }
+        labels
+    }
 }
 
 /// `<addr>:<port>`, with brackets for IPv6.
@@ -75,31 +98,17 @@ pub fn control_plane_gateway_ports() -> Value {
     ])
 }
 
-/// Step 1, istioctl: the guide's IstioOperator for the external cluster (default
-/// profile: base, a small istiod that configures only this gateway, and the
-/// ingress gateway with the control-plane ports).
-pub fn control_plane_gateway() -> InstallValues {
-    InstallValues {
-        profile: None,
-        components: json!({
-            "ingressGateways": [{
-                "name": "istio-ingressgateway",
-                "enabled": true,
-                "k8s": { "service": { "ports": control_plane_gateway_ports() } },
-            }],
-        }),
-        mesh_config: Value::Null,
-        values: json!({}),
-        helm_profile: None,
+/// Step 1: the external cluster's ingress gateway in `istio-system` with the
+/// control-plane ports (the guide installs it with the default profile: base and a
+/// small istiod that configures only this gateway come with it).
+pub fn control_plane_gateway() -> GatewayValues {
+    GatewayValues {
+        name: INGRESS_GATEWAY,
+        namespace: ISTIO_SYSTEM,
+        istio_label: "ingressgateway",
+        ports: Some(control_plane_gateway_ports()),
+        network: None,
     }
-}
-
-/// Step 1, Helm: the `gateway` chart's values for the same gateway.
-pub fn control_plane_gateway_helm() -> Value {
-    json!({
-        "labels": { "app": "istio-ingressgateway", "istio": "ingressgateway" },
-        "service": { "type": "LoadBalancer", "ports": control_plane_gateway_ports() },
-    })
 }
 
 /// Step 2 and 8: the remote profile for a remote cluster. `config` is the config
@@ -112,8 +121,10 @@ pub fn control_plane_gateway_helm() -> Value {
 /// certificate for the external IP, so the webhooks use the URL form at that IP
 /// (`istiodRemote.injectionURL` with the same path, `base.validationURL`), and
 /// proxies reach istiod at the IP, trusting it through [`SIMPLE_CA_BUNDLE`].
+///
+/// Whether the remote profile is `profile: remote` or the `istiodRemote` component
+/// ([`IstioVersion::remote_profile`]) is for the backend to render.
 pub fn remote_profile(
-    istio: IstioVersion,
     cluster: &ClusterSpec,
     config: bool,
     external_addr: IpAddr,
@@ -147,26 +158,7 @@ pub fn remote_profile(
     // `istiod-default-validator` (istioctl) or one calling a Service `istiod-` (Helm),
     // and unlabelled Istio config is never validated.
     values["defaultRevision"] = json!("default");
-    match istio.remote_profile() {
-        RemoteProfile::Remote => InstallValues {
-            profile: Some("remote"),
-            components: json!({}),
-            mesh_config,
-            values,
-            helm_profile: Some("remote"),
-        },
-        RemoteProfile::IstiodRemote => InstallValues {
-            profile: Some("remote"),
-            components: json!({
-                "base": { "enabled": false },
-                "pilot": { "enabled": false },
-                "istiodRemote": { "enabled": true },
-            }),
-            mesh_config,
-            values,
-            helm_profile: None,
-        },
-    }
+    InstallValues { mesh_config, values }
 }
 
 /// Step 4: the external istiod in `external-istiod` of the external cluster,
@@ -187,8 +179,6 @@ pub fn external_istiod(
         mesh_config["defaultConfig"]["proxyMetadata"] = simple_proxy_metadata();
     }
     InstallValues {
-        profile: Some("empty"),
-        components: json!({ "pilot": { "enabled": true } }),
         mesh_config,
         values: json!({
             "global": {
@@ -212,7 +202,6 @@ pub fn external_istiod(
                 ],
             },
         }),
-        helm_profile: None,
     }
 }
 
@@ -241,83 +230,33 @@ pub fn external_istiod_env(istio: IstioVersion) -> Value {
     env
 }
 
-/// Step 7, istioctl: the guide's ingress gateway in `external-istiod` of the config
-/// cluster, injected with the `gateway` template by the external istiod.
-pub fn remote_ingress_gateway() -> InstallValues {
-    InstallValues {
-        profile: Some("empty"),
-        components: json!({
-            "ingressGateways": [{
-                "namespace": EXTERNAL_ISTIOD_NAMESPACE,
-                "name": "istio-ingressgateway",
-                "enabled": true,
-            }],
-        }),
-        mesh_config: Value::Null,
-        values: json!({
-            "global": { "istioNamespace": EXTERNAL_ISTIOD_NAMESPACE },
-            "gateways": { "istio-ingressgateway": { "injectionTemplate": "gateway" } },
-        }),
-        helm_profile: None,
+/// Step 7: the config cluster's ingress gateway in `external-istiod`, injected by the
+/// external istiod with the `gateway` template.
+pub fn remote_ingress_gateway() -> GatewayValues {
+    GatewayValues {
+        name: INGRESS_GATEWAY,
+        namespace: EXTERNAL_ISTIOD_NAMESPACE,
+        istio_label: "ingressgateway",
+        ports: None,
+        network: None,
     }
 }
 
-/// Step 7, Helm: the `gateway` chart's values (the chart injects with the `gateway`
-/// template itself).
-pub fn remote_ingress_gateway_helm() -> Value {
-    json!({
-        "labels": { "app": "istio-ingressgateway", "istio": "ingressgateway" },
-        "service": { "type": "LoadBalancer" },
-    })
-}
-
-/// Step 8, istioctl: the east-west gateway of `gen-eastwest-gateway.sh --network N`
-/// in the external-control-plane layout (istio-release.md "Multi-network").
-pub fn eastwest_gateway(network: &str) -> InstallValues {
-    InstallValues {
-        profile: Some("empty"),
-        components: json!({
-            "ingressGateways": [{
-                "name": "istio-eastwestgateway",
-                "namespace": EXTERNAL_ISTIOD_NAMESPACE,
-                "enabled": true,
-                "label": {
-                    "istio": "eastwestgateway",
-                    "app": "istio-eastwestgateway",
-                    "topology.istio.io/network": network,
-                },
-                "k8s": {
-                    "env": [{ "name": "ISTIO_META_REQUESTED_NETWORK_VIEW", "value": network }],
-                    "service": { "ports": [
-                        { "name": "status-port", "port": STATUS_PORT, "targetPort": STATUS_PORT },
-                        { "name": "tls", "port": 15443, "targetPort": 15443 },
-                        { "name": "tls-istiod", "port": XDS_PORT, "targetPort": XDS_PORT },
-                        { "name": "tls-webhook", "port": WEBHOOK_PORT, "targetPort": WEBHOOK_PORT },
-                    ] },
-                },
-            }],
-        }),
-        mesh_config: Value::Null,
-        values: json!({
-            "gateways": { "istio-ingressgateway": { "injectionTemplate": "gateway" } },
-            "global": { "network": network, "istioNamespace": EXTERNAL_ISTIOD_NAMESPACE },
-        }),
-        helm_profile: None,
+/// Step 8: the east-west gateway of `gen-eastwest-gateway.sh --network N` in the
+/// external-control-plane layout (istio-release.md "Multi-network").
+pub fn eastwest_gateway(network: &str) -> GatewayValues {
+    GatewayValues {
+        name: EASTWEST_GATEWAY,
+        namespace: EXTERNAL_ISTIOD_NAMESPACE,
+        istio_label: "eastwestgateway",
+        ports: Some(json!([
+            { "name": "status-port", "port": STATUS_PORT, "targetPort": STATUS_PORT },
+            { "name": "tls", "port": 15443, "targetPort": 15443 },
+            { "name": "tls-istiod", "port": XDS_PORT, "targetPort": XDS_PORT },
+            { "name": "tls-webhook", "port": WEBHOOK_PORT, "targetPort": WEBHOOK_PORT },
+        ])),
+        network: Some(network.to_string()),
     }
-}
-
-/// Step 8, Helm: the `gateway` chart as an east-west gateway (`networkGateway` gives
-/// the network label, the requested-network-view env and the ports).
-pub fn eastwest_gateway_helm(network: &str) -> Value {
-    json!({
-        "name": "istio-eastwestgateway",
-        "networkGateway": network,
-        "labels": {
-            "app": "istio-eastwestgateway",
-            "istio": "eastwestgateway",
-            "topology.istio.io/network": network,
-        },
-    })
 }
 
 /// `global.hub` / `global.tag` overrides for Istio's own images, merged into trees
@@ -367,18 +306,13 @@ mod tests {
         ADDR.parse().unwrap()
     }
 
-    /// The config cluster's remote profile (procedure.md), 1.24 and later.
-    #[rstest]
-    #[case("1.24.0")]
-    #[case("1.24.6")]
-    #[case("1.29.6")]
-    #[case("1.30.3")]
-    fn remote_profile_from_1_24_is_profile_remote(#[case] version: &str) {
+    /// The config cluster's remote profile (procedure.md): the same values on every
+    /// version (the backends render `profile: remote` or the `istiodRemote`
+    /// component per version).
+    #[test]
+    fn config_cluster_remote_profile_values() {
         let t = topo(1);
-        let r = remote_profile(v(version), t.config(), true, addr(), GatewayTls::Passthrough);
-        assert_eq!(r.profile, Some("remote"));
-        assert_eq!(r.helm_profile, Some("remote"));
-        assert_eq!(r.components, json!({}));
+        let r = remote_profile(t.config(), true, addr(), GatewayTls::Passthrough);
         assert_eq!(r.values["global"]["istioNamespace"], "external-istiod");
         assert_eq!(r.values["global"]["configCluster"], true);
         assert_eq!(r.values["pilot"]["configMap"], true);
@@ -387,36 +321,8 @@ mod tests {
             "/inject/cluster/remote1/net/network1"
         );
         assert_eq!(r.values["global"]["remotePilotAddress"], ADDR);
-        assert_eq!(r.values["defaultRevision"], "default");
+        assert_eq!(r.values["defaultRevision"], "default", "the guide passes it on 1.22/1.23 too");
         assert!(r.mesh_config.is_null(), "PASSTHROUGH keeps the chart's discovery address");
-    }
-
-    /// 1.22 and 1.23: `istiodRemote` enabled with base and pilot disabled, no
-    /// `profile` for Helm (the separate `istiod-remote` chart).
-    #[rstest]
-    #[case("1.22.0")]
-    #[case("1.22.8")]
-    #[case("1.23.6")]
-    fn remote_profile_before_1_24_is_istiod_remote(#[case] version: &str) {
-        let t = topo(1);
-        let r = remote_profile(v(version), t.config(), true, addr(), GatewayTls::Passthrough);
-        assert_eq!(
-            r.components,
-            json!({
-                "base": { "enabled": false },
-                "pilot": { "enabled": false },
-                "istiodRemote": { "enabled": true },
-            })
-        );
-        assert_eq!(r.helm_profile, None);
-        assert_eq!(r.values["defaultRevision"], "default", "the guide passes it on 1.22/1.23");
-        assert_eq!(
-            r.values["istiodRemote"]["injectionPath"],
-            "/inject/cluster/remote1/net/network1"
-        );
-        assert_eq!(r.values["global"]["remotePilotAddress"], ADDR);
-        assert_eq!(r.values["global"]["configCluster"], true);
-        assert_eq!(r.values["pilot"]["configMap"], true);
     }
 
     /// The inject path is read as key/value pairs (`cluster` and `net`), in any order.
@@ -427,13 +333,7 @@ mod tests {
             [("config", "remote1", "network1"), ("remote2", "remote2", "network2")]
         {
             let spec = t.by_name(cluster).unwrap();
-            let r = remote_profile(
-                v("1.30.3"),
-                spec,
-                cluster == "config",
-                addr(),
-                GatewayTls::Passthrough,
-            );
+            let r = remote_profile(spec, cluster == "config", addr(), GatewayTls::Passthrough);
             let path = r.values["istiodRemote"]["injectionPath"].as_str().unwrap();
             let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
             assert_eq!(segments[0], "inject", "{path}");
@@ -447,43 +347,33 @@ mod tests {
     #[test]
     fn passthrough_remote_profile_uses_the_inject_path_not_urls() {
         let t = topo(2);
-        for version in ["1.22.8", "1.30.3"] {
-            for (cluster, config) in [("config", true), ("remote2", false)] {
-                let spec = t.by_name(cluster).unwrap();
-                let r = remote_profile(v(version), spec, config, addr(), GatewayTls::Passthrough);
-                let text = r.values.to_string();
-                assert!(!text.contains("injectionURL"), "{text}");
-                assert!(!text.contains("validationURL"), "{text}");
-            }
+        for (cluster, config) in [("config", true), ("remote2", false)] {
+            let spec = t.by_name(cluster).unwrap();
+            let r = remote_profile(spec, config, addr(), GatewayTls::Passthrough);
+            let text = r.values.to_string();
+            assert!(!text.contains("injectionURL"), "{text}");
+            assert!(!text.contains("validationURL"), "{text}");
         }
     }
 
     /// SIMPLE: the gateway's certificate names the IP, so the webhooks are called at
     /// the IP (URL form, same inject path) rather than through the `istiod` Service.
-    #[rstest]
-    #[case("1.23.6")]
-    #[case("1.30.3")]
-    fn simple_remote_profile_calls_webhooks_at_the_external_ip(#[case] version: &str) {
+    #[test]
+    fn simple_remote_profile_calls_webhooks_at_the_external_ip() {
         let t = topo(2);
-        let r = remote_profile(v(version), t.config(), true, addr(), GatewayTls::Simple);
+        let r = remote_profile(t.config(), true, addr(), GatewayTls::Simple);
         assert_eq!(
             r.values["istiodRemote"],
             json!({ "injectionURL": "https://172.18.6.66:15017/inject/cluster/remote1/net/network1" })
         );
         assert_eq!(r.values["base"]["validationURL"], "https://172.18.6.66:15017/validate");
         let r2 = t.by_name("remote2").unwrap();
-        let r = remote_profile(v(version), r2, false, addr(), GatewayTls::Simple);
+        let r = remote_profile(r2, false, addr(), GatewayTls::Simple);
         assert_eq!(
             r.values["istiodRemote"]["injectionURL"],
             "https://172.18.6.66:15017/inject/cluster/remote2/net/network2"
         );
-        let v6 = remote_profile(
-            v(version),
-            t.config(),
-            true,
-            "fd00::66".parse().unwrap(),
-            GatewayTls::Simple,
-        );
+        let v6 = remote_profile(t.config(), true, "fd00::66".parse().unwrap(), GatewayTls::Simple);
         assert_eq!(v6.values["base"]["validationURL"], "https://[fd00::66]:15017/validate");
     }
 
@@ -491,7 +381,7 @@ mod tests {
     fn further_remote_has_its_own_inject_path_and_no_mesh_config() {
         let t = topo(2);
         let r2 = t.by_name("remote2").unwrap();
-        let r = remote_profile(v("1.30.3"), r2, false, addr(), GatewayTls::Passthrough);
+        let r = remote_profile(r2, false, addr(), GatewayTls::Passthrough);
         assert_eq!(
             r.values["istiodRemote"]["injectionPath"],
             "/inject/cluster/remote2/net/network2"
@@ -508,8 +398,6 @@ mod tests {
     fn external_istiod_values(#[case] tls: GatewayTls) {
         let t = topo(1);
         let e = external_istiod(v("1.31.0"), t.config(), addr(), tls);
-        assert_eq!(e.profile, Some("empty"));
-        assert_eq!(e.components, json!({ "pilot": { "enabled": true } }));
         assert_eq!(e.mesh_config["rootNamespace"], "external-istiod");
         assert_eq!(e.mesh_config["defaultConfig"]["discoveryAddress"], "172.18.6.66:15012");
         let g = &e.values["global"];
@@ -567,7 +455,7 @@ mod tests {
     #[test]
     fn simple_variant_points_proxies_at_the_gateway_with_a_ca_bundle() {
         let t = topo(1);
-        let r = remote_profile(v("1.30.3"), t.config(), true, addr(), GatewayTls::Simple);
+        let r = remote_profile(t.config(), true, addr(), GatewayTls::Simple);
         let dc = &r.mesh_config["defaultConfig"];
         assert_eq!(dc["discoveryAddress"], "172.18.6.66:15012");
         assert_eq!(dc["proxyMetadata"]["XDS_ROOT_CA"], SIMPLE_CA_BUNDLE);
@@ -592,40 +480,41 @@ mod tests {
             .map(|p| (p["port"].as_u64().unwrap(), p["name"].as_str().unwrap()))
             .collect();
         assert_eq!(named, [(15021, "status-port"), (15012, "tls-xds"), (15017, "tls-webhook")]);
-        let iop = control_plane_gateway();
-        assert_eq!(iop.profile, None, "the guide installs the default profile");
-        assert_eq!(iop.components["ingressGateways"][0]["k8s"]["service"]["ports"], ports);
-        let helm = control_plane_gateway_helm();
-        assert_eq!(helm["service"]["ports"], ports);
-        assert_eq!(helm["labels"]["istio"], "ingressgateway");
+        let g = control_plane_gateway();
+        assert_eq!((g.name, g.namespace), ("istio-ingressgateway", "istio-system"));
+        assert_eq!(g.ports, Some(ports));
+        assert_eq!(g.labels(), json!({ "app": "istio-ingressgateway", "istio": "ingressgateway" }));
     }
 
     #[test]
     fn eastwest_gateway_follows_gen_eastwest_gateway() {
-        let e = eastwest_gateway("network2");
-        let gw = &e.components["ingressGateways"][0];
-        assert_eq!(gw["name"], "istio-eastwestgateway");
-        assert_eq!(gw["label"]["istio"], "eastwestgateway");
-        assert_eq!(gw["label"]["topology.istio.io/network"], "network2");
-        assert_eq!(gw["k8s"]["env"][0]["value"], "network2");
-        let ports: Vec<u64> = gw["k8s"]["service"]["ports"]
-            .as_array()
+        let g = eastwest_gateway("network2");
+        assert_eq!((g.name, g.namespace), ("istio-eastwestgateway", "external-istiod"));
+        assert_eq!(
+            g.labels(),
+            json!({
+                "app": "istio-eastwestgateway",
+                "istio": "eastwestgateway",
+                "topology.istio.io/network": "network2",
+            })
+        );
+        let ports: Vec<u64> = g
+            .ports
+            .as_ref()
+            .and_then(Value::as_array)
             .unwrap()
             .iter()
             .map(|p| p["port"].as_u64().unwrap())
             .collect();
         assert_eq!(ports, [15021, 15443, 15012, 15017]);
-        assert_eq!(e.values["global"]["network"], "network2");
-        assert_eq!(e.values["global"]["istioNamespace"], "external-istiod");
-        assert_eq!(eastwest_gateway_helm("network2")["networkGateway"], "network2");
+        assert_eq!(g.network.as_deref(), Some("network2"));
     }
 
     #[test]
-    fn ingress_gateway_uses_the_gateway_injection_template() {
+    fn ingress_gateway_keeps_the_installers_ports() {
         let g = remote_ingress_gateway();
-        assert_eq!(g.profile, Some("empty"));
-        assert_eq!(g.components["ingressGateways"][0]["namespace"], "external-istiod");
-        assert_eq!(g.values["gateways"]["istio-ingressgateway"]["injectionTemplate"], "gateway");
+        assert_eq!((g.name, g.namespace), ("istio-ingressgateway", "external-istiod"));
+        assert_eq!((g.ports, g.network), (None, None));
     }
 
     #[test]
