@@ -12,6 +12,21 @@ use ecp_harness::cluster::{
 use ecp_harness::execute::ClusterAccess;
 use ecp_harness::topology::{NetworkMode, Topology};
 
+/// The plan a suite would make for `topology` (providers check it in their preflight).
+fn plan_for(topology: &Topology) -> ecp_harness::install::Plan {
+    let options = ecp_harness::install::PlanOptions {
+        istio: ecp_harness::version::NEWEST,
+        installer: ecp_harness::install::Installer::Istioctl,
+        remotes: topology.remotes().count(),
+        network_mode: topology.network_mode,
+        gateway_tls: Default::default(),
+        external_addr: ecp_harness::topology::PLACEHOLDER_EXTERNAL_ADDR,
+        hub: None,
+        tag: None,
+    };
+    ecp_harness::install::plan(&options).unwrap()
+}
+
 async fn labelled(run: &RunId) -> Labelled {
     let d = docker::connect().await.expect("docker");
     docker::list_labelled(&d, &docker::run_filter(run)).await.expect("list labelled")
@@ -29,7 +44,7 @@ fn assert_gone(what: &Labelled, run: &RunId) {
 /// What the suite does with any provider before installing: preflight, start, then
 /// every cluster reached through its kubeconfig at the URL it is given.
 async fn start_and_reach<P: Provider>(provider: &P, topology: &Topology) -> P::Handle {
-    let problems = provider.preflight(topology).await;
+    let problems = provider.preflight(&plan_for(topology)).await;
     assert!(
         problems.is_empty(),
         "{} preflight (run via `cargo xtask test`): {problems:?}",

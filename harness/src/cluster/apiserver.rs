@@ -597,7 +597,20 @@ impl Default for ApiserverProvider {
     }
 }
 
+/// Containers can be paused, killed and cut from the network; there are no nodes to
+/// load images into (no kubelet) and no LoadBalancer.
+const CAPABILITIES: Capabilities = Capabilities {
+    node_logs: true,
+    network_faults: true,
+    load_images: false,
+    install_load_balancer: false,
+};
+
 impl Provider for ApiserverProvider {
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
     type Handle = ApiserverRun;
 
     fn name(&self) -> &'static str {
@@ -606,7 +619,8 @@ impl Provider for ApiserverProvider {
 
     /// The topology fits (names, count), the Kubernetes binaries are found without
     /// downloading anything, Docker answers.
-    async fn preflight(&self, topology: &Topology) -> Vec<Problem> {
+    async fn preflight(&self, plan: &crate::install::Plan) -> Vec<Problem> {
+        let topology = &plan.topology;
         let mut problems = Vec::new();
         if let Err(e) = self.options.with_topology(topology).validate() {
             problems.push(Problem::new(
@@ -668,7 +682,7 @@ impl Provided for ApiserverRun {
     /// Containers can be paused, killed and cut from the network; there are no nodes
     /// to load images into (no kubelet) and no LoadBalancer.
     fn capabilities(&self) -> Capabilities {
-        Capabilities { node_logs: true, network_faults: true, ..Capabilities::default() }
+        CAPABILITIES
     }
 
     /// The cluster container's log tail, under the container's name.

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 
+use crate::install::Plan;
 use crate::preflight::Problem;
 use crate::topology::Topology;
 
@@ -36,9 +37,11 @@ pub trait Provider {
     /// What this provider can do beyond giving clusters (known before it starts any).
     fn capabilities(&self) -> Capabilities;
 
-    /// Checks, creating nothing, that [`Provider::start`] can give `topology`; every
-    /// problem at once, each with its remedy.
-    fn preflight(&self, topology: &Topology) -> impl Future<Output = Vec<Problem>> + Send;
+    /// Checks, creating nothing, that [`Provider::start`] can give the plan's topology
+    /// and that the plan can be installed there (a provider of clusters it does not own
+    /// checks permissions and earlier installs); every problem at once, each with its
+    /// remedy.
+    fn preflight(&self, plan: &Plan) -> impl Future<Output = Vec<Problem>> + Send;
 
     /// Gives the clusters of `topology`. On failure whatever was created is removed.
     fn start(

@@ -74,17 +74,6 @@ impl ClusterAccess {
     }
 }
 
-impl ClusterAccess {
-    /// Reaches a provider's cluster through its kubeconfig.
-    pub async fn connect(
-        cluster: &crate::cluster::ProvidedCluster,
-    ) -> Result<Self, crate::cluster::ClusterError> {
-        let client = crate::cluster::kubeconfig::client(&cluster.name, &cluster.kubeconfig).await?;
-        let peer = cluster.peer_server.trim_start_matches("https://");
-        Ok(Self { client, kubeconfig: cluster.kubeconfig.clone(), api_server: peer.parse().ok() })
-    }
-}
-
 /// Every cluster of the topology, by [`ClusterSpec::name`].
 ///
 /// [`ClusterSpec::name`]: crate::topology::ClusterSpec::name

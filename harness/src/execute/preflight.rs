@@ -157,12 +157,15 @@ pub async fn host_reachable(host: &str, port: u16, timeout: Duration) -> Result<
 }
 
 /// The problem for images missing locally whose registry cannot be reached.
-pub fn missing_images_problem(missing: &[String], host: &str, why: &str) -> String {
-    format!(
-        "images not present locally, and their registry {host} is not reachable ({why}): {}. \
-         Pull them where the registry is reachable and bring them here (`docker save IMAGE | \
+pub fn missing_images_problem(missing: &[String], host: &str, why: &str) -> Problem {
+    Problem::new(
+        ProblemKind::Images,
+        format!(
+            "images not present locally, and their registry {host} is not reachable ({why}): {}",
+            missing.join(", ")
+        ),
+        "pull them where the registry is reachable and bring them here (`docker save IMAGE | \
          docker load`), or point --hub/--tag at images this machine has",
-        missing.join(", ")
     )
 }
 
@@ -250,8 +253,9 @@ mod tests {
             "registry-1.docker.io",
             "name resolution failed",
         );
-        assert!(p.contains("docker.io/istio/pilot:1.29.6"), "{p}");
-        assert!(p.contains("docker save") && p.contains("--hub"), "{p}");
+        assert_eq!(p.kind, ProblemKind::Images);
+        assert!(p.message.contains("docker.io/istio/pilot:1.29.6"), "{p}");
+        assert!(p.remedy.contains("docker save") && p.remedy.contains("--hub"), "{p}");
     }
 
     #[tokio::test]

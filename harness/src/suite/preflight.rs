@@ -15,7 +15,6 @@ use crate::install::{self, Plan};
 use crate::istio::release::ReleaseSource;
 use crate::preflight::{Problem, ProblemKind};
 use crate::samples::SampleImages;
-use crate::topology::Topology;
 use crate::version::IstioVersion;
 
 /// What the preflight established for one version.
@@ -36,34 +35,6 @@ where
     F: Fn(IstioVersion) -> Result<P, Problem>,
 {
     let mut problems = Vec::new();
-    let topology = match Topology::new(s.remotes, s.network_mode) {
-        Ok(t) => t,
-        Err(e) => return Err(vec![Problem::new(ProblemKind::Planning, e.to_string(), "")]),
-    };
-
-    // The providers' own preflight, once per distinct provider problem set.
-    let mut chosen = Vec::new();
-    for v in &s.versions {
-        match providers(*v) {
-            Ok(p) => {
-                let found = p.preflight(&topology).await;
-                let docker_down = found.iter().any(|p| p.kind == ProblemKind::Docker);
-                problems.extend(found);
-                chosen.push(Some(p));
-                if docker_down {
-                    // Every version would say the same.
-                    break;
-                }
-            }
-            Err(problem) => {
-                problems.push(problem);
-                chosen.push(None);
-            }
-        }
-    }
-    let capabilities = chosen.iter().flatten().next().map(|p| p.capabilities()).unwrap_or_default();
-    let docker_ok = !problems.iter().any(|p| p.kind == ProblemKind::Docker);
-
     let source = match ReleaseSource::from_env() {
         Ok(source) => Some(source),
         Err(e) => {
@@ -71,10 +42,11 @@ where
             None
         }
     };
+    let mut capabilities = None;
+    let mut docker_ok = true;
     let mut prepared = Vec::new();
-    for (v, provider) in s.versions.iter().zip(chosen) {
-        let known_addr = None;
-        let plan = match install::plan(&s.plan_options(*v, known_addr)) {
+    for v in &s.versions {
+        let plan = match install::plan(&s.plan_options(*v, None)) {
             Ok(plan) => plan,
             Err(e) => {
                 problems.push(Problem::new(
@@ -85,18 +57,38 @@ where
                 continue;
             }
         };
-        for host in checks::helm_repo_hosts(&plan) {
-            if let Err(why) = checks::host_reachable(&host, 443, checks::REACH_TIMEOUT).await {
+        // The provider's own part: it sees the plan (what is installed where).
+        let provider = match providers(*v) {
+            Ok(p) => {
+                if docker_ok {
+                    let found = p.preflight(&plan).await;
+                    // Every version would say the same about Docker.
+                    docker_ok = !found.iter().any(|p| p.kind == ProblemKind::Docker);
+                    problems.extend(found);
+                }
+                capabilities.get_or_insert(p.capabilities());
+                Some(p)
+            }
+            Err(problem) => {
+                problems.push(problem);
+                None
+            }
+        };
+        let needs = plan.options.needs();
+        for repo in &needs.repositories {
+            if let Err(why) = checks::host_reachable(&repo.host, 443, checks::REACH_TIMEOUT).await {
                 problems.push(Problem::new(
                     ProblemKind::Repository,
-                    format!("Istio {v}: helm installs charts from https://{host} ({why})"),
+                    format!(
+                        "Istio {v}: {} installs {} from {} ({why})",
+                        s.installer, repo.what, repo.url
+                    ),
                     "run where it is reachable, or use --installer istioctl",
                 ));
             }
         }
         let Some(source) = &source else { continue };
-        let needs = checks::plan_needs(&plan);
-        match checks::programs(*v, needs, s.istioctl.as_deref(), s.helm.as_deref(), source).await {
+        match checks::programs(*v, &needs, s.istioctl.as_deref(), s.helm.as_deref(), source).await {
             Ok((programs, _)) => {
                 if let Some(provider) = provider {
                     prepared.push(Prepared { version: *v, provider, plan, programs });
@@ -105,6 +97,7 @@ where
             Err(found) => problems.extend(found),
         }
     }
+    let capabilities = capabilities.unwrap_or_default();
 
     if docker_ok && capabilities.load_images {
         let mut images: Vec<String> = s.versions.iter().flat_map(|v| images_for(s, *v)).collect();
@@ -138,7 +131,7 @@ pub fn images_for(s: &SuiteOptions, v: IstioVersion) -> Vec<String> {
 }
 
 /// Images missing locally whose registry does not answer, grouped by registry.
-async fn image_problems(images: &[String]) -> Vec<Problem> {
+pub async fn image_problems(images: &[String]) -> Vec<Problem> {
     let docker = match docker::connect().await {
         Ok(d) => d,
         Err(e) => {
@@ -159,11 +152,7 @@ async fn image_problems(images: &[String]) -> Vec<Problem> {
     let mut problems = Vec::new();
     for (host, images) in missing {
         if let Err(why) = checks::host_reachable(&host, 443, checks::REACH_TIMEOUT).await {
-            problems.push(Problem::new(
-                ProblemKind::Images,
-                checks::missing_images_problem(&images, &host, &why),
-                "",
-            ));
+            problems.push(checks::missing_images_problem(&images, &host, &why));
         }
     }
     problems

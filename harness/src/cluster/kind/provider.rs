@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use super::{KindError, KindOptions, KindRun, MetalLbManifest, NodeImagePull, preflight_with};
+use super::{
+    KindError, KindOptions, KindRun, MetalLbManifest, NodeImagePull, metallb, preflight_with,
+};
 use crate::cluster::provider::{Capabilities, Provided, ProvidedCluster, Provider};
 use crate::cluster::run::Run;
 use crate::cluster::{ClusterError, docker};
@@ -46,7 +48,20 @@ impl KindProvider {
     }
 }
 
+/// kind loads images into its nodes, installs MetalLB, reads the node containers'
+/// logs, and pauses nodes and cuts networks through Docker.
+const CAPABILITIES: Capabilities = Capabilities {
+    load_images: true,
+    install_load_balancer: true,
+    node_logs: true,
+    network_faults: true,
+};
+
 impl Provider for KindProvider {
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
     type Handle = KindRun;
 
     fn name(&self) -> &'static str {
@@ -54,10 +69,10 @@ impl Provider for KindProvider {
     }
 
     /// Docker, the host, the node image and privileged containers ([`super::preflight`]);
-    /// its warnings are logged.
-    async fn preflight(&self, _topology: &Topology) -> Vec<Problem> {
+    /// its warnings are logged. Then MetalLB's manifest and images.
+    async fn preflight(&self, _plan: &crate::install::Plan) -> Vec<Problem> {
         let pull = self.node_image_pull().await;
-        match preflight_with(&self.options, &pull).await {
+        let mut problems = match preflight_with(&self.options, &pull).await {
             Ok(report) => {
                 for warning in &report.warnings {
                     tracing::warn!("{warning}");
@@ -66,7 +81,12 @@ impl Provider for KindProvider {
             }
             Err(KindError::Preflight { problems }) => problems,
             Err(other) => vec![Problem::new(ProblemKind::Docker, other.to_string(), "")],
+        };
+        if !problems.iter().any(|p| p.kind == ProblemKind::Docker) {
+            problems.extend(crate::suite::preflight::image_problems(&metallb::images()).await);
         }
+        problems.extend(metallb_manifest_problem().await);
+        problems
     }
 
     async fn start(&self, topology: &Topology) -> Result<KindRun, ClusterError> {
@@ -98,12 +118,7 @@ impl Provided for KindRun {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            load_images: true,
-            install_load_balancer: true,
-            node_logs: true,
-            network_faults: true,
-        }
+        CAPABILITIES
     }
 
     async fn load_images(&self, images: &[String]) -> Result<(), ClusterError> {
@@ -113,8 +128,10 @@ impl Provided for KindRun {
         Ok(())
     }
 
-    /// MetalLB from its verified upstream manifest, one pool per cluster.
+    /// MetalLB from its verified upstream manifest, one pool per cluster, its images
+    /// loaded first.
     async fn install_load_balancer(&self) -> Result<(), ClusterError> {
+        KindRun::load_images(self, &metallb::images()).await?;
         let pools = self
             .install_metallb(&MetalLbManifest::default())
             .instrument(tracing::info_span!("load balancer", run_id = %self.run_id()))
@@ -136,4 +153,27 @@ impl Provided for KindRun {
         let log = docker::logs(&self.docker, &c.container_id, Some(lines)).await?;
         Ok(BTreeMap::from([(c.node.clone(), log)]))
     }
+}
+
+/// MetalLB's manifest: cached with its published SHA-256, or its host reachable.
+async fn metallb_manifest_problem() -> Option<Problem> {
+    let cached = metallb::cached_manifest_path();
+    if let Ok(text) = std::fs::read_to_string(&cached) {
+        return metallb::verify_native_manifest(&text).err().map(|e| {
+            Problem::new(
+                ProblemKind::Images,
+                e.to_string(),
+                format!("remove {} to fetch it again", cached.display()),
+            )
+        });
+    }
+    let url = metallb::native_manifest_url();
+    let host = url.split('/').nth(2).unwrap_or_default();
+    host_reachable(host, 443, REACH_TIMEOUT).await.err().map(|why| {
+        Problem::new(
+            ProblemKind::Repository,
+            format!("MetalLB's manifest is not cached and {url} cannot be fetched ({why})"),
+            format!("download it where the network allows and put it at {}", cached.display()),
+        )
+    })
 }

@@ -480,9 +480,24 @@ async fn preflight_names_a_missing_node_image_and_how_to_provide_it() {
     assert!(problems[0].remedy.starts_with("run `docker pull"), "{:?}", problems[0]);
 }
 
+/// The plan a suite would make for `topology` (providers check it in their preflight).
+fn plan_for(topology: &Topology) -> crate::install::Plan {
+    let options = crate::install::PlanOptions {
+        istio: crate::version::NEWEST,
+        installer: crate::install::Installer::Istioctl,
+        remotes: topology.remotes().count(),
+        network_mode: topology.network_mode,
+        gateway_tls: Default::default(),
+        external_addr: crate::topology::PLACEHOLDER_EXTERNAL_ADDR,
+        hub: None,
+        tag: None,
+    };
+    crate::install::plan(&options).unwrap()
+}
+
 /// What the suite does with any provider: the preflight, then the capabilities.
 async fn provider_preflight<P: Provider>(provider: &P, topology: &Topology) -> Vec<Problem> {
-    provider.preflight(topology).await
+    provider.preflight(&plan_for(topology)).await
 }
 
 #[tokio::test]
