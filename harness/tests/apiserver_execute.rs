@@ -333,3 +333,40 @@ async fn a_pod_wait_times_out_naming_the_pending_pod() {
     assert!(error.contains("pod helloworld-v1-x is Pending"), "{error}");
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+/// With the external address given (clusters without a LoadBalancer), the step that
+/// publishes it does not wait for a LoadBalancer IP; without it, the same wait runs
+/// and ends at its timeout (nothing here hands out LoadBalancer IPs).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_given_external_address_skips_the_load_balancer_wait() {
+    let run = start(&["external"]).await;
+    let clusters = clusters(&run).await;
+    let dir = tempfile::tempdir().unwrap();
+    let publishing = || {
+        let mut s = step(
+            1,
+            "set-up-gateway",
+            "external",
+            vec![Action::WaitFor {
+                condition: WaitCondition::LoadBalancerIp {
+                    namespace: "istio-system".into(),
+                    service: "istio-ingressgateway".into(),
+                },
+                timeout_secs: 2,
+            }],
+        );
+        s.publishes_external_address = true;
+        s
+    };
+    let mut opts = options(dir.path());
+    opts.given_external_addr = true;
+    let given = execute(plan(vec![publishing()], vec![]), &clusters, Phase::Install, &opts).await;
+    assert!(given.succeeded(), "{:?}", given.error);
+    assert_eq!(given.plan.options.external_addr, PLACEHOLDER_EXTERNAL_ADDR, "not planned again");
+
+    opts.given_external_addr = false;
+    let observed =
+        execute(plan(vec![publishing()], vec![]), &clusters, Phase::Install, &opts).await;
+    let error = observed.error.expect("the wait times out").to_string();
+    assert!(error.contains("istio-ingressgateway"), "{error}");
+}

@@ -37,6 +37,13 @@ pub trait Provider {
     /// What this provider can do beyond giving clusters (known before it starts any).
     fn capabilities(&self) -> Capabilities;
 
+    /// `EXTERNAL_ISTIOD_ADDR` when it is known beforehand (clusters without a
+    /// LoadBalancer, whose address is given); `None`: the control-plane gateway's
+    /// LoadBalancer IP, observed after step 1.
+    fn external_address(&self) -> Option<std::net::IpAddr> {
+        None
+    }
+
     /// Checks, creating nothing, that [`Provider::start`] can give the plan's topology
     /// and that the plan can be installed there (a provider of clusters it does not own
     /// checks permissions and earlier installs); every problem at once, each with its

@@ -102,6 +102,10 @@ pub struct ExecOptions {
     pub remote_secret_timeout: Duration,
     /// How greeting checks retry.
     pub greeting_retry: Retry,
+    /// The external address is given, not observed (clusters without a LoadBalancer
+    /// implementation): the step that publishes it does not wait for the gateway's
+    /// LoadBalancer IP, and the plan, made for this address, is not made again.
+    pub given_external_addr: bool,
 }
 
 impl ExecOptions {
@@ -114,6 +118,7 @@ impl ExecOptions {
             apply_timeout: Duration::from_secs(180),
             remote_secret_timeout: Duration::from_secs(180),
             greeting_retry: Retry::default(),
+            given_external_addr: false,
         }
     }
 }
@@ -298,6 +303,16 @@ async fn run_step(
     let access = cluster(clusters, &step.cluster)?;
     let mut observed = None;
     for action in &step.actions {
+        if opts.given_external_addr
+            && step.publishes_external_address
+            && matches!(
+                action,
+                Action::WaitFor { condition: WaitCondition::LoadBalancerIp { .. }, .. }
+            )
+        {
+            tracing::info!("the external address is given: not waiting for a LoadBalancer IP");
+            continue;
+        }
         tracing::debug!(?action, "action");
         let ip = run_action(&step.cluster, access, action, clusters, opts).await?;
         if step.publishes_external_address {

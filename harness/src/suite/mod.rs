@@ -221,10 +221,11 @@ async fn run_version<P: Provider + Sync>(
     };
 
     say(&format!("==> Istio {}: install (procedure steps 1 to 8)", p.version));
-    let exec_opts = ExecOptions::new(dir.join("plan"), p.programs.clone());
+    let mut exec_opts = ExecOptions::new(dir.join("plan"), p.programs.clone());
+    exec_opts.given_external_addr = p.provider.external_address().is_some();
     let execution = execute::execute(p.plan.clone(), &clusters, Phase::Install, &exec_opts).await;
     report.steps = execution.steps.clone();
-    if first_step_done(&execution.steps) {
+    if exec_opts.given_external_addr || address_published(&execution) {
         report.external_addr = Some(execution.plan.options.external_addr);
     }
     let plan = execution.plan.clone();
@@ -285,10 +286,19 @@ async fn run_version<P: Provider + Sync>(
     report
 }
 
-/// Step 1 ran and succeeded on every cluster it touched: the address is known.
-fn first_step_done(steps: &[StepRecord]) -> bool {
-    steps.iter().any(|st| st.number == 1)
-        && steps.iter().filter(|st| st.number == 1).all(|st| st.error.is_none())
+/// The step that publishes the external address ran and succeeded on every cluster
+/// it touched: the plan in force holds the observed address.
+fn address_published(execution: &execute::Execution) -> bool {
+    let publishing: Vec<&str> = execution
+        .plan
+        .steps
+        .iter()
+        .filter(|st| st.publishes_external_address)
+        .map(|st| st.id.as_str())
+        .collect();
+    let ran: Vec<&StepRecord> =
+        execution.steps.iter().filter(|r| publishing.contains(&r.id.as_str())).collect();
+    !ran.is_empty() && ran.iter().all(|r| r.error.is_none())
 }
 
 /// Starts the clusters, loads the images and installs a LoadBalancer where the

@@ -46,7 +46,15 @@ where
     let mut docker_ok = true;
     let mut prepared = Vec::new();
     for v in &s.versions {
-        let plan = match install::plan(&s.plan_options(*v, None)) {
+        let provider = match providers(*v) {
+            Ok(p) => Some(p),
+            Err(problem) => {
+                problems.push(problem);
+                None
+            }
+        };
+        let given = provider.as_ref().and_then(Provider::external_address);
+        let plan = match install::plan(&s.plan_options(*v, given)) {
             Ok(plan) => plan,
             Err(e) => {
                 problems.push(Problem::new(
@@ -58,8 +66,8 @@ where
             }
         };
         // The provider's own part: it sees the plan (what is installed where).
-        let provider = match providers(*v) {
-            Ok(p) => {
+        let provider = match provider {
+            Some(p) => {
                 if docker_ok {
                     let found = p.preflight(&plan).await;
                     // Every version would say the same about Docker.
@@ -69,10 +77,7 @@ where
                 capabilities.get_or_insert(p.capabilities());
                 Some(p)
             }
-            Err(problem) => {
-                problems.push(problem);
-                None
-            }
+            None => None,
         };
         let needs = plan.options.needs();
         for repo in &needs.repositories {
