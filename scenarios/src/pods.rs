@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ecp_harness::execute::checks::pod_not_ready_reason;
+use ecp_harness::checks::pod_not_ready_reason;
 use ecp_harness::kube::wait;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, PostParams};

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use ecp_harness::execute::checks;
-use ecp_harness::execute::provenance::{
+use ecp_harness::checks;
+use ecp_harness::checks::provenance::{
     all_present, expected_webhook_ca, generations, generations_stable, injector_problems,
     single_injector, validator_problems,
 };

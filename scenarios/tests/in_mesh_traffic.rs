@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use ecp_harness::execute::checks::{self, Retry, parse_greeting};
-use ecp_harness::execute::mtls::{STRICT_POLICY, plaintext_refused, strict_peer_authentication};
+use ecp_harness::checks::mtls::{STRICT_POLICY, plaintext_refused, strict_peer_authentication};
+use ecp_harness::checks::{self, Retry, parse_greeting};
 use ecp_harness::outage::recovery::poll;
 use ecp_scenarios::{SAMPLE_NAMESPACE, TopologyFile, client, pods, topology};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};

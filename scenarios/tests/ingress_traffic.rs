@@ -2,7 +2,7 @@
 //! config cluster's ingress gateway (in `external-istiod`) answers the v1 greeting.
 //! The ingress IP is a MetalLB address on the kind network of this machine.
 
-use ecp_harness::execute::checks::{self, Retry};
+use ecp_harness::checks::{self, Retry};
 use ecp_scenarios::{EXTERNAL_ISTIOD, INGRESS_GATEWAY, client, topology};
 
 #[tokio::test]

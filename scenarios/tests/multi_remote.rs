@@ -3,7 +3,7 @@
 //! on the second remote reaches both too (cross-cluster in-mesh traffic).
 //! `cargo xtask e2e` runs this scenario only with `--remotes 2` or more.
 
-use ecp_harness::execute::checks::{self, Retry};
+use ecp_harness::checks::{self, Retry};
 use ecp_scenarios::{EXTERNAL_ISTIOD, INGRESS_GATEWAY, SAMPLE_NAMESPACE, client, pods, topology};
 
 /// The client pod this scenario starts on the second remote (and removes).

@@ -26,8 +26,8 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use ecp_harness::checks::{self, parse_greeting};
 use ecp_harness::cluster::{docker, kind};
-use ecp_harness::execute::checks::{self, parse_greeting};
 use ecp_harness::kube::wait;
 use ecp_harness::outage::recovery::{RECOVERY_TIMEOUT, all_recovered, measure, poll};
 use ecp_harness::outage::restarts::{RestartCounts, restart_counts, unchanged};

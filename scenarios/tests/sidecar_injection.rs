@@ -2,8 +2,8 @@
 //! istiod: 2/2 Running with `istio-proxy` (a container up to 1.26, a native sidecar
 //! from 1.27 on 1.33+ kubelets), and their proxies name the external istiod.
 
-use ecp_harness::execute::checks;
-use ecp_harness::execute::provenance::{pem_certificates, proxy_provenance_problems};
+use ecp_harness::checks;
+use ecp_harness::checks::provenance::{pem_certificates, proxy_provenance_problems};
 use ecp_harness::outage::restarts::{none_restarted, restart_counts};
 use ecp_harness::topology::Role;
 use ecp_scenarios::{SAMPLE_NAMESPACE, TopologyFile, client, topology};

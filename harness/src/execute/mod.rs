@@ -7,7 +7,7 @@
 //! - `CreateRemoteSecret`: [`crate::remote_secret::create`], the source cluster named
 //!   by its API server URL as the other clusters reach it.
 //! - `WaitFor`: watch-based waits with the step's timeout ([`crate::kube::wait`]).
-//! - `Verify`: the checks of [`checks`].
+//! - `Verify`: the checks of [`crate::checks`].
 //! - `Delete` / `DeleteNamespace`: delete and wait until gone.
 //!
 //! After the wait for the control-plane gateway's LoadBalancer IP (in the step that
@@ -16,12 +16,9 @@
 //! again for the observed one, written again, and execution continues with the next
 //! step of the new plan.
 
-pub mod checks;
 pub mod command;
-pub mod mtls;
 pub mod preflight;
 pub mod progress;
-pub mod provenance;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -39,12 +36,12 @@ use kube::runtime::watcher::{self, Event};
 use serde_json::json;
 use tracing::Instrument as _;
 
+use crate::checks::{self, CheckFailed, Retry};
 use crate::cluster::{ClusterError, ProvidedCluster};
 use crate::install::{self, Action, Check, Plan, PlanError, Step, WaitCondition, WebhookKind};
 use crate::kube::apply::{ApplyError, ApplyOptions, apply_yaml};
 use crate::kube::wait::{self, WaitError};
 use crate::remote_secret::{self, RemoteSecret, RemoteSecretError};
-use checks::{CheckFailed, Retry};
 use command::{CommandError, Programs, RunError};
 use progress::{Progress, ProgressMode, StepOutcome};
 
