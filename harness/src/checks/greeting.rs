@@ -1,6 +1,6 @@
 //! The greeting checks (procedure.md steps 6 to 8): helloworld answers
 //! `Hello version: <v>, instance: <pod>`, asked from inside the mesh (`curl` in a
-//! client pod, [`super::exec`]) or from outside it (an HTTP GET from this process to
+//! client pod, [`super::exec::exec`]) or from outside it (an HTTP GET from this process to
 //! the ingress gateway's LoadBalancer IP, [`super::http`]). Traffic has no watchable
 //! condition, so these retry with the documentation test's back-off ([`Retry`]).
 

@@ -9,7 +9,7 @@
 //!   address) and the checks of a cluster built on them;
 //! - [`greeting`]: helloworld's greeting, from inside the mesh or through the
 //!   ingress, retried with the documentation test's back-off ([`Retry`]);
-//! - [`exec`]: a command in a pod's container (`curl` in the client pod);
+//! - [`exec`](mod@exec): a command in a pod's container (`curl` in the client pod);
 //! - [`http`]: HTTP from this process, outside the mesh;
 //! - [`provenance`]: facts proving the external istiod did the work;
 //! - [`mtls`]: proving mutual TLS.
