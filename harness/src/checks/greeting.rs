@@ -148,7 +148,7 @@ where
 /// Where an in-mesh greeting is asked: `curl -sS <url>` in container `container` of
 /// a running pod matching `selector` in `namespace`.
 #[derive(Debug, Clone, Copy)]
-pub struct FromPod<'a> {
+pub(super) struct FromPod<'a> {
     pub namespace: &'a str,
     pub selector: &'a str,
     pub container: &'a str,
@@ -182,7 +182,7 @@ pub(super) async fn from_pod(
 /// Where a greeting from outside the mesh is asked: `GET http://<ip>:<port><path>`,
 /// `ip` the LoadBalancer IP of Service `service` in `namespace`.
 #[derive(Debug, Clone, Copy)]
-pub struct ThroughIngress<'a> {
+pub(super) struct ThroughIngress<'a> {
     pub namespace: &'a str,
     pub service: &'a str,
     pub port: u16,
