@@ -2,6 +2,7 @@
 //! clusters and Istio. The procedure itself is in [`install`], one function per step
 //! of the guide; the rest are the means it needs.
 
+pub mod checks;
 pub mod cluster;
 pub mod diag;
 pub mod execute;

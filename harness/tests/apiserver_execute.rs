@@ -329,7 +329,7 @@ async fn a_pod_wait_times_out_naming_the_pending_pod() {
         execute(plan(steps, vec![file("config/pod.yaml", pod)]), &clusters, Phase::Install, &opts)
             .await;
     let error = execution.error.unwrap().to_string();
-    assert!(error.contains("timed out after 2s"), "{error}");
+    assert!(error.contains("timed out after 2.0s"), "{error}");
     assert!(error.contains("pod helloworld-v1-x is Pending"), "{error}");
     assert!(started.elapsed() < Duration::from_secs(60));
 }

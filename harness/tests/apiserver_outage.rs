@@ -17,8 +17,8 @@ mod kube_support;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use ecp_harness::checks;
 use ecp_harness::cluster::docker;
-use ecp_harness::execute::checks;
 use ecp_harness::outage::recovery::{self, all_recovered};
 use ecp_harness::outage::{Admission, Tally};
 use ecp_harness::tls::GatewayCerts;

@@ -5,9 +5,11 @@ mod kube_support;
 
 use std::time::{Duration, Instant};
 
+use ecp_harness::kube::conditions::{Condition, Explain};
+use ecp_harness::kube::delete::{DeleteError, delete_and_wait, delete_manifest};
 use ecp_harness::kube::wait::{self, WaitCause};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::ApiResource;
 use kube_support::{apply, start};
@@ -141,4 +143,111 @@ async fn a_timed_out_wait_says_what_where_and_the_last_state() {
     };
     wait::until_gone("waits", &api, "flag", Duration::from_secs(10)).await.unwrap();
     deleter.await.unwrap().unwrap();
+}
+
+/// A named condition over config maps: `data.round` is the given round.
+#[derive(Clone, Copy)]
+struct Round(u32);
+
+impl Explain<ConfigMap> for Round {
+    fn unmet(&self, cm: &ConfigMap) -> Option<String> {
+        let name = cm.metadata.name.as_deref().unwrap_or_default();
+        let round = cm.data.as_ref().and_then(|d| d.get("round")).map_or("none", String::as_str);
+        (round != self.0.to_string()).then(|| format!("{name} is at round {round}"))
+    }
+}
+
+impl Condition<ConfigMap> for Round {
+    fn matches_object(&self, obj: Option<&ConfigMap>) -> bool {
+        obj.is_some_and(|cm| self.unmet(cm).is_none())
+    }
+}
+
+fn labelled(name: &str, round: u32) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: default, \
+         labels: {{ecp-set: \"yes\"}}}}\ndata: {{round: \"{round}\"}}\n"
+    )
+}
+
+/// A wait over a label selector needs at least one object and every one meeting the
+/// condition; at the deadline it names each object that does not. Deletion waits
+/// until gone, and what is already gone (or no longer served) is fine.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wait_over_a_selector_needs_every_object_and_deletions_wait_until_gone() {
+    let run = start(&["waits"]).await;
+    let client = run.clusters()[0].client().await.unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let selector = "ecp-set=yes";
+
+    let waiter = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            wait::until_all("waits", &api, selector, "round 1", Round(1), Duration::from_secs(30))
+                .await
+        })
+    };
+    // Nothing matches yet: the wait must not end on an empty list.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished());
+    apply(&client, "waits", &format!("{}---\n{}", labelled("a", 0), labelled("b", 0)), "ab.yaml")
+        .await;
+    apply(&client, "waits", &labelled("a", 1), "a.yaml").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished(), "b is still at round 0");
+    apply(&client, "waits", &labelled("b", 1), "b.yaml").await;
+    let done = waiter.await.unwrap().unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<_> = done.iter().filter_map(|c| c.metadata.name.as_deref()).collect();
+    assert_eq!(names, ["a", "b"]);
+
+    let err = wait::until_all("waits", &api, selector, "round 2", Round(2), Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.cause, WaitCause::TimedOut(Duration::from_secs(1)));
+    assert_eq!(err.last_state, "a is at round 1; b is at round 1");
+    assert_eq!(
+        err.where_,
+        "cluster waits, /api/v1/namespaces/default/configmaps with labels ecp-set=yes"
+    );
+    let none = "ecp-set=none";
+    let err = wait::until_all("waits", &api, none, "round 1", Round(1), Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.last_state, "no object matches ecp-set=none");
+
+    // One object, then one already gone.
+    let dp = DeleteParams::default();
+    delete_and_wait("waits", &api, "a", &dp, Duration::from_secs(10)).await.unwrap();
+    assert!(api.get_opt("a").await.unwrap().is_none());
+    delete_and_wait("waits", &api, "a", &dp, Duration::from_secs(10)).await.unwrap();
+
+    // A manifest: last first, a kind the server does not serve skipped, the default
+    // namespace filled in.
+    let manifest = format!(
+        "{}---\napiVersion: nothing.ecp.test/v1\nkind: Nothing\nmetadata: {{name: x}}\n",
+        labelled("b", 1)
+    );
+    delete_manifest(
+        "waits",
+        &client,
+        &manifest,
+        "b.yaml",
+        Some("default"),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert!(api.get_opt("b").await.unwrap().is_none());
+    let err = delete_manifest(
+        "waits",
+        &client,
+        "kind: ConfigMap\n",
+        "bad.yaml",
+        None,
+        Duration::from_secs(1),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, DeleteError::Request { .. }), "{err}");
+    assert!(err.to_string().starts_with("deleting bad.yaml on cluster waits: "), "{err}");
 }

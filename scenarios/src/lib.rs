@@ -23,12 +23,12 @@ pub use ecp_harness::suite::topology_file::{
 };
 
 /// The namespace of the samples.
-pub const SAMPLE_NAMESPACE: &str = "sample";
+pub const SAMPLE_NAMESPACE: &str = ecp_harness::install::SAMPLE_NAMESPACE;
 /// The namespace of the external istiod (external cluster) and of the remote profile
 /// and the config cluster's ingress gateway (remotes).
 pub const EXTERNAL_ISTIOD: &str = ecp_harness::topology::EXTERNAL_ISTIOD_NAMESPACE;
 /// The ingress gateway Service of the config cluster (in `external-istiod`).
-pub const INGRESS_GATEWAY: &str = "istio-ingressgateway";
+pub const INGRESS_GATEWAY: &str = ecp_harness::install::INGRESS_GATEWAY;
 
 /// The directory of the run's files: the topology file's (`ECP_TOPOLOGY`).
 pub fn run_dir() -> Option<PathBuf> {

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use ecp_harness::execute::checks::pod_not_ready_reason;
+use ecp_harness::checks::pod_ready;
+use ecp_harness::kube::delete::delete_and_wait;
 use ecp_harness::kube::wait;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, PostParams};
@@ -60,9 +61,7 @@ pub async fn start(
     api.create(&PostParams::default(), pod).await.map_err(|e| format!("creating {name}: {e}"))?;
     let containers = if sidecar { 2 } else { 1 };
     let what = format!("pod {namespace}/{name} {containers}/{containers} Running");
-    let ready = move |p: Option<&Pod>| {
-        p.is_some_and(|p| pod_not_ready_reason(p, containers, sidecar).is_none())
-    };
+    let ready = pod_ready(containers, sidecar);
     wait::until(cluster, &api, &name, &what, ready, START_TIMEOUT)
         .await
         .map(|_| ())
@@ -77,12 +76,9 @@ pub async fn remove(
     name: &str,
 ) -> Result<(), String> {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    match api.delete(name, &DeleteParams::default()).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
-        Err(e) => return Err(format!("deleting pod {namespace}/{name}: {e}")),
-    }
-    wait::until_gone(cluster, &api, name, START_TIMEOUT).await.map_err(|e| e.to_string())
+    delete_and_wait(cluster, &api, name, &DeleteParams::default(), START_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

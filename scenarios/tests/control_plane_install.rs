@@ -6,11 +6,12 @@
 
 use std::time::Duration;
 
-use ecp_harness::execute::checks;
-use ecp_harness::execute::provenance::{
+use ecp_harness::checks::Retry;
+use ecp_harness::checks::provenance::{
     all_present, expected_webhook_ca, generations, generations_stable, injector_problems,
     single_injector, validator_problems,
 };
+use ecp_harness::install::{Check, WaitCondition};
 use ecp_scenarios::{EXTERNAL_ISTIOD, TopologyFile, client, topology};
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
@@ -28,10 +29,9 @@ async fn config_cluster_has_the_external_istiods_webhooks() {
     let t = topology();
     let config = t.config();
     let c = client(&t, config).await;
-    let injector = "istio-sidecar-injector-external-istiod";
-    checks::webhook_configuration_exists(&config.name, &c, true, injector, 4).await.unwrap();
-    let validator = "istio-validator-external-istiod";
-    checks::webhook_configuration_exists(&config.name, &c, false, validator, 1).await.unwrap();
+    for check in [Check::injector_webhooks(), Check::validator_webhooks()] {
+        check.run(&config.name, &c, Retry::default()).await.unwrap();
+    }
 }
 
 #[tokio::test]
@@ -39,9 +39,8 @@ async fn config_cluster_shares_the_mesh_config() {
     let t = topology();
     let config = t.config();
     let c = client(&t, config).await;
-    checks::config_map_exists(&config.name, &c, EXTERNAL_ISTIOD, "istio").await.unwrap();
-    if t.istio.renders_values_configmap() {
-        checks::config_map_exists(&config.name, &c, EXTERNAL_ISTIOD, "values").await.unwrap();
+    for check in Check::mesh_config_maps(t.istio) {
+        check.run(&config.name, &c, Retry::default()).await.unwrap();
     }
 }
 
@@ -50,10 +49,8 @@ async fn istiod_service_points_at_the_external_gateway() {
     let t = topology();
     let config = t.config();
     let c = client(&t, config).await;
-    let object = t.istio.istiod_address_object();
-    checks::istiod_address(&config.name, &c, EXTERNAL_ISTIOD, object, t.external_addr)
-        .await
-        .unwrap();
+    let check = Check::istiod_address(t.istio, t.external_addr);
+    check.run(&config.name, &c, Retry::default()).await.unwrap();
 }
 
 #[tokio::test]
@@ -61,7 +58,7 @@ async fn external_istiod_is_ready() {
     let t = topology();
     let external = t.external();
     let c = client(&t, external).await;
-    checks::pods_ready(&external.name, &c, EXTERNAL_ISTIOD, "app=istiod", 1, false).await.unwrap();
+    WaitCondition::external_istiod_pods().check(&external.name, &c).await.unwrap();
 }
 
 /// istio/istio#37674: the external cluster's own webhooks must not point at the
@@ -71,7 +68,8 @@ async fn external_clusters_webhooks_do_not_mention_external_istiod() {
     let t = topology();
     let external = t.external();
     let c = client(&t, external).await;
-    checks::webhooks_do_not_mention(&external.name, &c, EXTERNAL_ISTIOD).await.unwrap();
+    let check = Check::webhooks_do_not_mention(EXTERNAL_ISTIOD);
+    check.run(&external.name, &c, Retry::default()).await.unwrap();
 }
 
 async fn webhook_configurations(
@@ -111,8 +109,8 @@ async fn one_fail_closed_injector_and_both_validators_reach_the_external_istiod(
     let addr = t.external_addr;
     // A webhook calling the `istiod` Service reaches the external address only if the
     // Service's endpoints are that address.
-    let object = t.istio.istiod_address_object();
-    checks::istiod_address(&config.name, &c, EXTERNAL_ISTIOD, object, addr).await.unwrap();
+    let check = Check::istiod_address(t.istio, addr);
+    check.run(&config.name, &c, Retry::default()).await.unwrap();
     let ca = expected_ca(&t, &c).await;
     let (mutating, validating) = webhook_configurations(&c).await;
 

@@ -6,14 +6,14 @@
 
 use std::time::Duration;
 
-use ecp_harness::execute::checks::{self, Retry, parse_greeting};
-use ecp_harness::execute::mtls::{STRICT_POLICY, plaintext_refused, strict_peer_authentication};
+use ecp_harness::checks::mtls::{STRICT_POLICY, plaintext_refused, strict_peer_authentication};
+use ecp_harness::checks::{self, HELLOWORLD_URL, MeshClient, Retry, parse_greeting};
+use ecp_harness::install::Check;
 use ecp_harness::outage::recovery::poll;
 use ecp_scenarios::{SAMPLE_NAMESPACE, TopologyFile, client, pods, topology};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 
-const URL: &str = "http://helloworld.sample:5000/hello";
 /// The client pod without a sidecar.
 const PLAINTEXT: &str = "ecp-plaintext-client";
 /// Until the policy reaches helloworld's proxy: 60 tries, 2 s apart.
@@ -24,20 +24,8 @@ async fn the_client_reaches_helloworld_v1() {
     let t = topology();
     let config = t.config();
     let c = client(&t, config).await;
-    let name = t.istio.client_sample();
-    checks::exec_greeting(
-        &config.name,
-        &c,
-        SAMPLE_NAMESPACE,
-        &format!("app={name}"),
-        name,
-        URL,
-        &["v1".to_string()],
-        1,
-        Retry::default(),
-    )
-    .await
-    .unwrap();
+    let check = Check::helloworld_greeting(MeshClient::sample(t.istio.client_sample()), &["v1"], 1);
+    check.run(&config.name, &c, Retry::default()).await.unwrap();
 }
 
 #[tokio::test]
@@ -68,8 +56,8 @@ async fn under_strict(
 ) -> Result<(), String> {
     let config = t.config();
     let name = t.istio.client_sample();
-    let selector = format!("app={name}");
-    let source = checks::pods(&config.name, c, SAMPLE_NAMESPACE, &selector)
+    let sample_client = MeshClient::sample(name);
+    let source = checks::pods(&config.name, c, SAMPLE_NAMESPACE, &sample_client.selector)
         .await
         .map_err(|e| e.to_string())?
         .into_iter()
@@ -77,7 +65,8 @@ async fn under_strict(
         .ok_or_else(|| format!("no {name} pod in {SAMPLE_NAMESPACE}"))?;
     let plaintext = pods::client_copy(&source, name, PLAINTEXT, false)?;
     pods::start(&config.name, c, SAMPLE_NAMESPACE, &plaintext, false).await?;
-    let request = || checks::exec(c, SAMPLE_NAMESPACE, PLAINTEXT, name, &["curl", "-sS", URL]);
+    let request =
+        || checks::exec(c, SAMPLE_NAMESPACE, PLAINTEXT, name, &["curl", "-sS", HELLOWORLD_URL]);
 
     // Before the policy the plaintext client is answered: a refusal later is the policy's.
     poll(Duration::from_secs(2), POLICY_TRIES, || async {
@@ -98,18 +87,8 @@ async fn under_strict(
     poll(Duration::from_secs(2), POLICY_TRIES, || async { plaintext_refused(&request().await) })
         .await
         .map_err(|e| format!("under STRICT, the client without a sidecar: {e}"))?;
-    checks::exec_greeting(
-        &config.name,
-        c,
-        SAMPLE_NAMESPACE,
-        &selector,
-        name,
-        URL,
-        &["v1".to_string()],
-        1,
-        Retry::default(),
-    )
-    .await
-    .map(|_| ())
-    .map_err(|e| format!("under STRICT, the injected client: {e}"))
+    Check::helloworld_greeting(sample_client, &["v1"], 1)
+        .run(&config.name, c, Retry::default())
+        .await
+        .map_err(|e| format!("under STRICT, the injected client: {e}"))
 }

@@ -2,25 +2,15 @@
 //! config cluster's ingress gateway (in `external-istiod`) answers the v1 greeting.
 //! The ingress IP is a MetalLB address on the kind network of this machine.
 
-use ecp_harness::execute::checks::{self, Retry};
-use ecp_scenarios::{EXTERNAL_ISTIOD, INGRESS_GATEWAY, client, topology};
+use ecp_harness::checks::Retry;
+use ecp_harness::install::Check;
+use ecp_scenarios::{client, topology};
 
 #[tokio::test]
 async fn the_ingress_gateway_serves_helloworld_v1() {
     let t = topology();
     let config = t.config();
     let c = client(&t, config).await;
-    checks::ingress_greeting(
-        &config.name,
-        &c,
-        EXTERNAL_ISTIOD,
-        INGRESS_GATEWAY,
-        80,
-        "/hello",
-        &["v1".to_string()],
-        1,
-        Retry::default(),
-    )
-    .await
-    .unwrap();
+    let check = Check::ingress_greeting(&["v1"], 1);
+    check.run(&config.name, &c, Retry::default()).await.unwrap();
 }

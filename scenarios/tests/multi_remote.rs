@@ -3,8 +3,9 @@
 //! on the second remote reaches both too (cross-cluster in-mesh traffic).
 //! `cargo xtask e2e` runs this scenario only with `--remotes 2` or more.
 
-use ecp_harness::execute::checks::{self, Retry};
-use ecp_scenarios::{EXTERNAL_ISTIOD, INGRESS_GATEWAY, SAMPLE_NAMESPACE, client, pods, topology};
+use ecp_harness::checks::{self, MeshClient, REQUESTS_FOR_BOTH_VERSIONS, Retry};
+use ecp_harness::install::Check;
+use ecp_scenarios::{SAMPLE_NAMESPACE, client, pods, topology};
 
 /// The client pod this scenario starts on the second remote (and removes).
 const REMOTE_CLIENT: &str = "ecp-remote-client";
@@ -18,19 +19,8 @@ async fn ten_requests_through_the_ingress_reach_v1_and_v2() {
     );
     let config = t.config();
     let c = client(&t, config).await;
-    checks::ingress_greeting(
-        &config.name,
-        &c,
-        EXTERNAL_ISTIOD,
-        INGRESS_GATEWAY,
-        80,
-        "/hello",
-        &["v1".to_string(), "v2".to_string()],
-        10,
-        Retry::default(),
-    )
-    .await
-    .unwrap();
+    let check = Check::ingress_greeting(&["v1", "v2"], REQUESTS_FOR_BOTH_VERSIONS);
+    check.run(&config.name, &c, Retry::default()).await.unwrap();
 }
 
 /// Cross-cluster in-mesh traffic: a client started on the second remote gets the v1
@@ -43,7 +33,7 @@ async fn a_client_on_the_second_remote_reaches_helloworld_across_clusters() {
     };
     let config = t.config();
     let name = t.istio.client_sample();
-    let selector = format!("app={name}");
+    let selector = MeshClient::sample(name).selector;
     let source = checks::pods(&config.name, &client(&t, config).await, SAMPLE_NAMESPACE, &selector)
         .await
         .unwrap_or_else(|e| panic!("{e}"))
@@ -55,20 +45,11 @@ async fn a_client_on_the_second_remote_reaches_helloworld_across_clusters() {
     let rc = client(&t, remote).await;
     let outcome = async {
         pods::start(&remote.name, &rc, SAMPLE_NAMESPACE, &copy, true).await?;
-        checks::exec_greeting(
-            &remote.name,
-            &rc,
-            SAMPLE_NAMESPACE,
-            &format!("app={REMOTE_CLIENT}"),
-            name,
-            "http://helloworld.sample:5000/hello",
-            &["v1".to_string(), "v2".to_string()],
-            10,
-            Retry::default(),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+        // The copy carries its own `app` label, so the sample client's pods elsewhere
+        // never stand in for it.
+        let from = MeshClient { selector: format!("app={REMOTE_CLIENT}"), container: name };
+        let check = Check::helloworld_greeting(from, &["v1", "v2"], REQUESTS_FOR_BOTH_VERSIONS);
+        check.run(&remote.name, &rc, Retry::default()).await.map_err(|e| e.to_string())
     }
     .await;
     let removed = pods::remove(&remote.name, &rc, SAMPLE_NAMESPACE, REMOTE_CLIENT).await;

@@ -26,8 +26,12 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use ecp_harness::checks::{
+    self, HELLOWORLD_URL, HostClient, INGRESS_PATH, INGRESS_PORT, MeshClient, parse_greeting,
+};
 use ecp_harness::cluster::{docker, kind};
-use ecp_harness::execute::checks::{self, parse_greeting};
+use ecp_harness::kube::conditions::load_balancer_ip;
+use ecp_harness::kube::delete::delete_and_wait;
 use ecp_harness::kube::wait;
 use ecp_harness::outage::recovery::{RECOVERY_TIMEOUT, all_recovered, measure, poll};
 use ecp_harness::outage::restarts::{RestartCounts, restart_counts, unchanged};
@@ -131,12 +135,14 @@ struct Sample {
     image: String,
     /// The config cluster's ingress LoadBalancer IP.
     ingress: IpAddr,
+    /// The host's HTTP client for the ingress stream.
+    http: HostClient,
 }
 
 impl Sample {
     async fn find(t: &TopologyFile, c: &kube::Client) -> Result<Self, String> {
         let client_container = t.istio.client_sample();
-        let selector = format!("app={client_container}");
+        let selector = MeshClient::sample(client_container).selector;
         let found = checks::pods(&t.config().name, c, SAMPLE_NAMESPACE, &selector)
             .await
             .map_err(|e| e.to_string())?
@@ -156,9 +162,10 @@ impl Sample {
         let ingress = svc
             .ok()
             .as_ref()
-            .and_then(checks::load_balancer_ip)
+            .and_then(load_balancer_ip)
             .ok_or("the config cluster's ingress has no LoadBalancer IP")?;
-        Ok(Self { client_pod, client_container, image, ingress })
+        let http = HostClient::new()?;
+        Ok(Self { client_pod, client_container, image, ingress, http })
     }
 }
 
@@ -353,7 +360,10 @@ async fn traffic(c: &kube::Client, sample: &Sample) -> (Tally, Tally) {
             end,
             mesh_request(c, &sample.client_pod, sample.client_container)
         )),
-        steady("host -> ingress", REQUESTS, PACE, || within(end, ingress_request(sample.ingress))),
+        steady("host -> ingress", REQUESTS, PACE, || within(
+            end,
+            ingress_request(&sample.http, sample.ingress)
+        )),
     )
 }
 
@@ -485,15 +495,15 @@ async fn refused_running(t: &TopologyFile, c: &kube::Client, restored: Instant) 
 /// Ten requests in a row all answer v1 with the marker header of the change.
 async fn routing_in_effect(t: &TopologyFile, c: &kube::Client, marker: &str) -> Result<(), String> {
     let name = t.istio.client_sample();
-    let pods = checks::pods(&t.config().name, c, SAMPLE_NAMESPACE, &format!("app={name}"))
+    let selector = MeshClient::sample(name).selector;
+    let pods = checks::pods(&t.config().name, c, SAMPLE_NAMESPACE, &selector)
         .await
         .map_err(|e| e.to_string())?;
     let pod = pods.into_iter().find_map(|p| p.metadata.name).ok_or("no client pod")?;
-    let url = "http://helloworld.sample:5000/hello";
+    let curl = ["curl", "-sS", "-i", HELLOWORLD_URL];
     poll(Duration::from_secs(1), recovery_attempts(), || async {
         for _ in 0..10 {
-            let out =
-                checks::exec(c, SAMPLE_NAMESPACE, &pod, name, &["curl", "-sS", "-i", url]).await?;
+            let out = checks::exec(c, SAMPLE_NAMESPACE, &pod, name, &curl).await?;
             let header = format!("x-ecp-outage: {marker}");
             let greeting = out.lines().find_map(parse_greeting);
             match greeting {
@@ -525,13 +535,11 @@ async fn cleanup(t: &TopologyFile, c: &kube::Client) -> Result<(), String> {
         gone("VirtualService outage-routing", vs_api.delete(ROUTING, &dp).await),
         gone("DestinationRule outage-routing", dr_api.delete(ROUTING, &dp).await),
         gone("the probe pods in sample", pods.delete_collection(&dp, &probes).await),
-        gone("namespace outage-plain", namespaces.delete(PLAIN, &dp).await),
+        delete_and_wait(&t.config().name, &namespaces, PLAIN, &dp, NAMESPACE_GONE)
+            .await
+            .map_err(|e| e.to_string()),
     ];
-    let mut failed: Vec<String> = deleted.into_iter().filter_map(Result::err).collect();
-    let ns_gone = wait::until_gone(&t.config().name, &namespaces, PLAIN, NAMESPACE_GONE).await;
-    if let Err(e) = ns_gone {
-        failed.push(e.to_string());
-    }
+    let failed: Vec<String> = deleted.into_iter().filter_map(Result::err).collect();
     if failed.is_empty() { Ok(()) } else { Err(failed.join("; ")) }
 }
 
@@ -631,13 +639,13 @@ async fn sample_restarts(t: &TopologyFile, c: &kube::Client) -> Result<RestartCo
 
 /// One request from the client pod to helloworld.
 async fn mesh_request(c: &kube::Client, pod: &str, container: &str) -> Result<(), String> {
-    let url = "http://helloworld.sample:5000/hello";
-    let body = checks::exec(c, SAMPLE_NAMESPACE, pod, container, &["curl", "-sS", url]).await?;
+    let curl = ["curl", "-sS", HELLOWORLD_URL];
+    let body = checks::exec(c, SAMPLE_NAMESPACE, pod, container, &curl).await?;
     parse_greeting(&body).map(|_| ()).ok_or_else(|| format!("no greeting: {body:.200}"))
 }
 
-async fn ingress_request(ip: IpAddr) -> Result<(), String> {
-    let body = checks::http_get(ip, 80, "/hello").await?;
+async fn ingress_request(http: &HostClient, ip: IpAddr) -> Result<(), String> {
+    let body = http.get(ip, INGRESS_PORT, INGRESS_PATH).await?;
     parse_greeting(&body).map(|_| ()).ok_or_else(|| format!("no greeting: {body:.200}"))
 }
 

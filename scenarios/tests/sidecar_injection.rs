@@ -2,8 +2,9 @@
 //! istiod: 2/2 Running with `istio-proxy` (a container up to 1.26, a native sidecar
 //! from 1.27 on 1.33+ kubelets), and their proxies name the external istiod.
 
-use ecp_harness::execute::checks;
-use ecp_harness::execute::provenance::{pem_certificates, proxy_provenance_problems};
+use ecp_harness::checks::provenance::{pem_certificates, proxy_provenance_problems};
+use ecp_harness::checks::{self, MeshClient};
+use ecp_harness::install::WaitCondition;
 use ecp_harness::outage::restarts::{none_restarted, restart_counts};
 use ecp_harness::topology::Role;
 use ecp_scenarios::{SAMPLE_NAMESPACE, TopologyFile, client, topology};
@@ -16,8 +17,7 @@ async fn helloworld_pods_are_2_of_2_with_istio_proxy_on_every_remote() {
     for remote in t.remotes() {
         let c = client(&t, remote).await;
         let version = TopologyFile::helloworld_version(remote);
-        let selector = format!("app=helloworld,version={version}");
-        checks::pods_ready(&remote.name, &c, SAMPLE_NAMESPACE, &selector, 2, true).await.unwrap();
+        WaitCondition::helloworld_pods(version).check(&remote.name, &c).await.unwrap();
     }
 }
 
@@ -26,8 +26,8 @@ async fn the_client_pod_is_2_of_2_with_istio_proxy() {
     let t = topology();
     let config = t.config();
     let c = client(&t, config).await;
-    let selector = format!("app={}", t.istio.client_sample());
-    checks::pods_ready(&config.name, &c, SAMPLE_NAMESPACE, &selector, 2, true).await.unwrap();
+    let pods = WaitCondition::client_pods(t.istio.client_sample());
+    pods.check(&config.name, &c).await.unwrap();
 }
 
 /// The injected proxies are the external istiod's: each names its remote's cluster ID
@@ -41,7 +41,7 @@ async fn the_proxies_are_the_external_istiods_and_none_restarted() {
         let c = client(&t, remote).await;
         let mut selectors = vec!["app=helloworld".to_string()];
         if remote.role == Role::Config {
-            selectors.push(format!("app={}", t.istio.client_sample()));
+            selectors.push(MeshClient::sample(t.istio.client_sample()).selector);
         }
         let mut pods = Vec::new();
         for selector in &selectors {

@@ -6,22 +6,23 @@
 //! - `Run`: the installer ([`command`]) with the plan directory as working directory.
 //! - `CreateRemoteSecret`: [`crate::remote_secret::create`], the source cluster named
 //!   by its API server URL as the other clusters reach it.
-//! - `WaitFor`: watch-based waits with the step's timeout ([`crate::kube::wait`]).
-//! - `Verify`: the checks of [`checks`].
-//! - `Delete` / `DeleteNamespace`: delete and wait until gone.
+//! - `WaitFor`: [`WaitCondition::wait`], watch-based with the step's timeout.
+//! - `Verify`: [`Check::run`], the checks of [`crate::checks`].
+//! - `Delete` / `DeleteNamespace`: delete and wait until gone
+//!   ([`crate::kube::delete`]).
 //!
 //! After the wait for the control-plane gateway's LoadBalancer IP (in the step that
 //! [`Step::publishes_external_address`], step 1), the observed IP is
 //! `EXTERNAL_ISTIOD_ADDR`: when the plan was made for another address, it is planned
 //! again for the observed one, written again, and execution continues with the next
 //! step of the new plan.
+//!
+//! [`WaitCondition::wait`]: crate::install::WaitCondition::wait
+//! [`Check::run`]: crate::install::Check::run
 
-pub mod checks;
 pub mod command;
-pub mod mtls;
 pub mod preflight;
 pub mod progress;
-pub mod provenance;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -29,22 +30,18 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ::kube::Client;
-use ::kube::api::{Api, DeleteParams, DynamicObject};
-use ::kube::discovery::Scope;
-use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event};
+use ::kube::api::{Api, DeleteParams};
+use k8s_openapi::api::core::v1::Namespace;
 use serde_json::json;
 use tracing::Instrument as _;
 
+use crate::checks::{CheckFailed, Retry};
 use crate::cluster::{ClusterError, ProvidedCluster};
-use crate::install::{self, Action, Check, Plan, PlanError, Step, WaitCondition, WebhookKind};
+use crate::install::{self, Action, Plan, PlanError, Step, WaitCondition};
 use crate::kube::apply::{ApplyError, ApplyOptions, apply_yaml};
-use crate::kube::wait::{self, WaitError};
+use crate::kube::delete::{DeleteError, delete_and_wait, delete_manifest};
+use crate::kube::wait::WaitError;
 use crate::remote_secret::{self, RemoteSecret, RemoteSecretError};
-use checks::{CheckFailed, Retry};
 use command::{CommandError, Programs, RunError};
 use progress::{Progress, ProgressMode, StepOutcome};
 
@@ -209,8 +206,8 @@ pub enum ActionError {
     Wait(#[from] WaitError),
     #[error(transparent)]
     Check(#[from] CheckFailed),
-    #[error("deleting {what} on cluster {cluster}: {reason}")]
-    Delete { cluster: String, what: String, reason: String },
+    #[error(transparent)]
+    Delete(#[from] DeleteError),
 }
 
 /// Runs the steps of `phase`: writes the plan into the plan directory, then each
@@ -406,17 +403,18 @@ async fn run_action(
             remote_secret::create::create(&request).await?;
         }
         Action::WaitFor { condition, timeout_secs } => {
-            return wait_for(name, client, condition, Duration::from_secs(*timeout_secs)).await;
+            return Ok(condition.wait(name, client, Duration::from_secs(*timeout_secs)).await?);
         }
-        Action::Verify { check } => verify(name, client, check, opts.greeting_retry).await?,
+        Action::Verify { check } => check.run(name, client, opts.greeting_retry).await?,
         Action::Delete { file, namespace } => {
             let yaml = read_plan_file(opts, file)?;
-            delete_objects(name, client, &yaml, file, namespace.as_deref(), opts.apply_timeout)
-                .await?;
+            let ns = namespace.as_deref();
+            delete_manifest(name, client, &yaml, file, ns, opts.apply_timeout).await?;
         }
         Action::DeleteNamespace { name: ns } => {
             let api = Api::<Namespace>::all(client.clone());
-            delete_and_wait(name, &api, ns, opts.apply_timeout).await?;
+            let params = DeleteParams::background();
+            delete_and_wait(name, &api, ns, &params, opts.apply_timeout).await?;
         }
     }
     Ok(None)
@@ -436,258 +434,6 @@ pub fn namespace_manifest(
         metadata["annotations"] = json!(annotations);
     }
     json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": metadata }).to_string()
-}
-
-async fn wait_for(
-    cluster: &str,
-    client: &Client,
-    condition: &WaitCondition,
-    timeout: Duration,
-) -> Result<Option<IpAddr>, ActionError> {
-    match condition {
-        WaitCondition::LoadBalancerIp { namespace, service } => {
-            let api = Api::<Service>::namespaced(client.clone(), namespace);
-            let what = format!("a LoadBalancer IP for Service {namespace}/{service}");
-            let has_ip = |s: Option<&Service>| s.and_then(checks::load_balancer_ip).is_some();
-            let svc = wait::until(cluster, &api, service, &what, has_ip, timeout).await?;
-            Ok(checks::load_balancer_ip(&svc))
-        }
-        WaitCondition::DeploymentAvailable { namespace, name } => {
-            let api = Api::<Deployment>::namespaced(client.clone(), namespace);
-            let what = format!("Deployment {namespace}/{name} Available");
-            wait::until(cluster, &api, name, &what, deployment_available, timeout).await?;
-            Ok(None)
-        }
-        WaitCondition::ConfigMapExists { namespace, name } => {
-            let api = Api::<ConfigMap>::namespaced(client.clone(), namespace);
-            let what = format!("ConfigMap {namespace}/{name}");
-            wait::until(cluster, &api, name, &what, |c: Option<&ConfigMap>| c.is_some(), timeout)
-                .await?;
-            Ok(None)
-        }
-        WaitCondition::PodsReady { namespace, selector, containers, sidecar } => {
-            pods_ready(cluster, client, namespace, selector, *containers, *sidecar, timeout)
-                .await?;
-            Ok(None)
-        }
-    }
-}
-
-/// The Deployment reports `Available=True`.
-pub fn deployment_available(d: Option<&Deployment>) -> bool {
-    d.and_then(|d| d.status.as_ref()).and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
-        cs.iter()
-            .any(|c| c.type_.as_deref() == Some("Available") && c.status.as_deref() == Some("True"))
-    })
-}
-
-/// Watches the pods matching `selector` until at least one exists and every one is
-/// Running with `containers` ready (and a sidecar when asked), or the timeout.
-async fn pods_ready(
-    cluster: &str,
-    client: &Client,
-    namespace: &str,
-    selector: &str,
-    containers: u32,
-    sidecar: bool,
-    timeout: Duration,
-) -> Result<(), ActionError> {
-    let api = Api::<Pod>::namespaced(client.clone(), namespace);
-    let config = watcher::Config::default().labels(selector);
-    let mut stream = watcher::watcher(api, config).default_backoff().boxed();
-    let mut pods: BTreeMap<String, Pod> = BTreeMap::new();
-    let mut listing: BTreeMap<String, Pod> = BTreeMap::new();
-    let mut last_error = None;
-    let not_ready = |pods: &BTreeMap<String, Pod>| -> Option<String> {
-        if pods.is_empty() {
-            return Some("no pod matches".to_string());
-        }
-        let reasons: Vec<String> = pods
-            .values()
-            .filter_map(|p| checks::pod_not_ready_reason(p, containers, sidecar))
-            .collect();
-        (!reasons.is_empty()).then(|| reasons.join("; "))
-    };
-    let watch = async {
-        while let Some(event) = stream.next().await {
-            match event {
-                Ok(Event::Init) => listing.clear(),
-                Ok(Event::InitApply(p)) => {
-                    listing.insert(p.metadata.name.clone().unwrap_or_default(), p);
-                }
-                Ok(Event::InitDone) => pods = std::mem::take(&mut listing),
-                Ok(Event::Apply(p)) => {
-                    pods.insert(p.metadata.name.clone().unwrap_or_default(), p);
-                }
-                Ok(Event::Delete(p)) => {
-                    pods.remove(p.metadata.name.as_deref().unwrap_or_default());
-                }
-                Err(e) => last_error = Some(e.to_string()),
-            }
-            if not_ready(&pods).is_none() {
-                return true;
-            }
-        }
-        false
-    };
-    let done = tokio::time::timeout(timeout, watch).await.unwrap_or(false);
-    if done {
-        return Ok(());
-    }
-    let detail = not_ready(&pods).unwrap_or_else(|| "the watch ended".to_string());
-    let mut detail = format!("timed out after {timeout:?}: {detail}");
-    if let Some(e) = last_error {
-        detail.push_str(&format!("; last error: {e}"));
-    }
-    Err(ActionError::Check(CheckFailed {
-        cluster: cluster.to_string(),
-        check: format!("pods {selector} in {namespace} {containers}/{containers} Running"),
-        detail,
-    }))
-}
-
-async fn verify(
-    cluster: &str,
-    client: &Client,
-    check: &Check,
-    retry: Retry,
-) -> Result<(), ActionError> {
-    match check {
-        Check::WebhookConfigurationExists { kind, name, min_webhooks } => {
-            let mutating = *kind == WebhookKind::Mutating;
-            checks::webhook_configuration_exists(cluster, client, mutating, name, *min_webhooks)
-                .await?
-        }
-        Check::ConfigMapExists { namespace, name } => {
-            checks::config_map_exists(cluster, client, namespace, name).await?
-        }
-        Check::IstiodAddress { namespace, object, address } => {
-            checks::istiod_address(cluster, client, namespace, *object, *address).await?
-        }
-        Check::WebhooksDoNotMention { text } => {
-            checks::webhooks_do_not_mention(cluster, client, text).await?
-        }
-        Check::ExecGreeting { namespace, selector, container, url, versions, requests } => {
-            checks::exec_greeting(
-                cluster, client, namespace, selector, container, url, versions, *requests, retry,
-            )
-            .await
-            .map(|_| ())?
-        }
-        Check::IngressGreeting { namespace, service, port, path, versions, requests } => {
-            checks::ingress_greeting(
-                cluster, client, namespace, service, *port, path, versions, *requests, retry,
-            )
-            .await
-            .map(|_| ())?
-        }
-    }
-    Ok(())
-}
-
-/// An object of a manifest, as needed to delete it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectRef {
-    pub api_version: String,
-    pub kind: String,
-    pub namespace: Option<String>,
-    pub name: String,
-}
-
-/// The objects of a multi-document manifest, last first (the order to delete them),
-/// `default_namespace` filled in where a document has none (cluster-scoped kinds
-/// ignore it).
-pub fn objects_to_delete(
-    yaml: &str,
-    default_namespace: Option<&str>,
-) -> Result<Vec<ObjectRef>, String> {
-    let docs: Vec<serde_json::Value> =
-        crate::yaml::from_multiple(yaml).map_err(|e| e.to_string())?;
-    let mut objects = Vec::new();
-    for doc in docs.into_iter().filter(|d| d.is_object()) {
-        let field = |k: &str| doc.get(k).and_then(|v| v.as_str()).map(str::to_string);
-        let meta = |k: &str| {
-            doc.get("metadata").and_then(|m| m.get(k)).and_then(|v| v.as_str()).map(str::to_string)
-        };
-        let (Some(api_version), Some(kind), Some(name)) =
-            (field("apiVersion"), field("kind"), meta("name"))
-        else {
-            return Err("a document lacks apiVersion, kind or metadata.name".to_string());
-        };
-        let namespace = meta("namespace").or(default_namespace.map(str::to_string));
-        objects.push(ObjectRef { api_version, kind, namespace, name });
-    }
-    objects.reverse();
-    Ok(objects)
-}
-
-async fn delete_objects(
-    cluster: &str,
-    client: &Client,
-    yaml: &str,
-    file: &str,
-    default_namespace: Option<&str>,
-    timeout: Duration,
-) -> Result<(), ActionError> {
-    let fail = |what: &str, reason: String| ActionError::Delete {
-        cluster: cluster.to_string(),
-        what: what.to_string(),
-        reason,
-    };
-    let objects = objects_to_delete(yaml, default_namespace).map_err(|r| fail(file, r))?;
-    let discovery = crate::kube::discover(client, Duration::from_secs(30))
-        .await
-        .map_err(|e| fail(file, e.to_string()))?;
-    for object in objects {
-        let what = format!("{} {}", object.kind, object.name);
-        let Some((resource, caps)) =
-            crate::kube::resolve(&discovery, &object.api_version, &object.kind)
-        else {
-            // Not served any more (its CRD went first): nothing left to delete.
-            tracing::debug!(%what, "kind not served; skipping");
-            continue;
-        };
-        let api: Api<DynamicObject> = match (caps.scope, &object.namespace) {
-            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &resource),
-            (Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), &resource),
-            (Scope::Cluster, _) => Api::all_with(client.clone(), &resource),
-        };
-        delete_and_wait(cluster, &api, &object.name, timeout).await.map_err(|e| match e {
-            ActionError::Delete { reason, .. } => fail(&what, reason),
-            other => other,
-        })?;
-    }
-    Ok(())
-}
-
-async fn delete_and_wait<K>(
-    cluster: &str,
-    api: &Api<K>,
-    name: &str,
-    timeout: Duration,
-) -> Result<(), ActionError>
-where
-    K: ::kube::Resource
-        + Clone
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug
-        + Send
-        + 'static,
-{
-    match api.delete(name, &DeleteParams::background()).await {
-        Ok(_) => {}
-        Err(::kube::Error::Api(s)) if s.code == 404 => return Ok(()),
-        Err(e) => {
-            return Err(ActionError::Delete {
-                cluster: cluster.to_string(),
-                what: name.to_string(),
-                reason: e.to_string(),
-            });
-        }
-    }
-    wait::until_gone(cluster, api, name, timeout).await?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -715,64 +461,6 @@ mod tests {
             bare,
             r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"external-istiod"}}"#
         );
-    }
-
-    #[test]
-    fn objects_are_deleted_last_first_with_the_default_namespace() {
-        let yaml = "\
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: istiod-service-account
----
-# a comment-only document
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: external-istiod-gw
-  namespace: istio-system
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingWebhookConfiguration
-metadata:
-  name: istio-validator-external-istiod
-";
-        let objects = objects_to_delete(yaml, Some("external-istiod")).unwrap();
-        let got: Vec<_> = objects
-            .iter()
-            .map(|o| (o.kind.as_str(), o.namespace.as_deref(), o.name.as_str()))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                (
-                    "ValidatingWebhookConfiguration",
-                    Some("external-istiod"),
-                    "istio-validator-external-istiod"
-                ),
-                ("Gateway", Some("istio-system"), "external-istiod-gw"),
-                ("ServiceAccount", Some("external-istiod"), "istiod-service-account"),
-            ]
-        );
-        assert!(objects_to_delete("kind: Secret\nmetadata: {}\n", None).is_err());
-    }
-
-    #[test]
-    fn deployments_are_available_only_with_the_condition_true() {
-        let d = |status: &str| -> Deployment {
-            serde_json::from_value(json!({
-                "metadata": {"name": "istiod"},
-                "status": {"conditions": [
-                    {"type": "Progressing", "status": "True"},
-                    {"type": "Available", "status": status}
-                ]}
-            }))
-            .unwrap()
-        };
-        assert!(deployment_available(Some(&d("True"))));
-        assert!(!deployment_available(Some(&d("False"))));
-        assert!(!deployment_available(None));
     }
 
     /// The executor continues a re-planned plan at the same index: plans for two

@@ -11,9 +11,10 @@ use serde_json::{Value, json};
 use super::backend::{Component, Target};
 use super::plan::{
     Action, Check, GatewayTls, Plan, PlanError, PlanFile, PlanOptions, Step, StepPhase,
-    WaitCondition, WebhookKind,
+    WaitCondition,
 };
-use super::values::{self, VALIDATION_WEBHOOK_CONFIG_NAME, WEBHOOK_PORT, XDS_PORT};
+use super::values::{WEBHOOK_PORT, XDS_PORT};
+use crate::checks::{MeshClient, REQUESTS_FOR_BOTH_VERSIONS};
 use crate::remote_secret::{RemoteSecret, SecretType};
 use crate::samples::{self, SampleImages};
 use crate::tls::{GATEWAY_TLS_SECRET, GatewayCerts};
@@ -47,8 +48,6 @@ const DEPLOYMENT_TIMEOUT: u64 = 300;
 const PODS_TIMEOUT: u64 = 300;
 /// istiod writes the root certificate config map within 2 minutes.
 const CONFIG_MAP_TIMEOUT: u64 = 120;
-/// The doc test sends ten requests to see both helloworld versions.
-const REQUESTS_FOR_BOTH_VERSIONS: u32 = 10;
 
 /// Builds a plan: the state every step function reads and adds to.
 pub(super) struct Planner<'a> {
@@ -265,36 +264,12 @@ fn set_up_config_cluster(p: &mut Planner<'_>) -> Result<(), PlanError> {
 
 /// What the guide checks after installing the remote profile.
 fn remote_profile_checks(p: &Planner<'_>, config: bool) -> Vec<Action> {
-    let ns = EXTERNAL_ISTIOD_NAMESPACE;
-    let mut checks = vec![
-        Check::WebhookConfigurationExists {
-            kind: WebhookKind::Mutating,
-            name: values::INJECTION_WEBHOOK_CONFIG_NAME.into(),
-            min_webhooks: 4,
-        },
-        Check::IstiodAddress {
-            namespace: ns.into(),
-            object: p.opts.istio.istiod_address_object(),
-            address: p.opts.external_addr,
-        },
-    ];
-    if config {
-        checks.insert(
-            1,
-            Check::WebhookConfigurationExists {
-                kind: WebhookKind::Validating,
-                name: VALIDATION_WEBHOOK_CONFIG_NAME.into(),
-                min_webhooks: 1,
-            },
-        );
-        checks.push(Check::ConfigMapExists {
-            namespace: ns.into(),
-            name: values::SHARED_MESH_CONFIG.into(),
-        });
-        if p.opts.istio.renders_values_configmap() {
-            checks.push(Check::ConfigMapExists { namespace: ns.into(), name: "values".into() });
-        }
-    }
+    let (istio, addr) = (p.opts.istio, p.opts.external_addr);
+    let checks = if config {
+        Check::config_cluster_profile(istio, addr)
+    } else {
+        Check::remote_profile(istio, addr)
+    };
     checks.into_iter().map(|check| Action::Verify { check }).collect()
 }
 
@@ -382,9 +357,8 @@ fn install_external_istiod(p: &mut Planner<'_>) -> Result<(), PlanError> {
     let istiod = Component::external_istiod(p.opts, &config);
     let mut actions = p.install((4, ID), &external, &istiod)?;
     actions.push(wait_deployment(EXTERNAL_ISTIOD_NAMESPACE, "istiod"));
-    actions.push(Action::Verify {
-        check: Check::WebhooksDoNotMention { text: EXTERNAL_ISTIOD_NAMESPACE.into() },
-    });
+    let no_mention = Check::webhooks_do_not_mention(EXTERNAL_ISTIOD_NAMESPACE);
+    actions.push(Action::Verify { check: no_mention });
     p.step(
         4,
         ID,
@@ -523,16 +497,9 @@ fn deploy_sample_application(p: &mut Planner<'_>) -> Result<(), PlanError> {
     let (client, manifest) = samples::client(p.opts.istio, &p.images);
     let file = p.file(&format!("{config}/sample/{client}.yaml"), manifest, false);
     actions.push(p.apply(6, &config, &file, Some(SAMPLE_NAMESPACE)));
-    actions.push(wait_sample_pods(&format!("app={client}")));
+    actions.push(wait_pods(WaitCondition::client_pods(client)));
     actions.push(Action::Verify {
-        check: Check::ExecGreeting {
-            namespace: SAMPLE_NAMESPACE.into(),
-            selector: format!("app={client}"),
-            container: client.into(),
-            url: "http://helloworld.sample:5000/hello".into(),
-            versions: vec!["v1".into()],
-            requests: 1,
-        },
+        check: Check::helloworld_greeting(MeshClient::sample(client), &["v1"], 1),
     });
     p.step(
         6,
@@ -559,7 +526,7 @@ fn deploy_helloworld(p: &mut Planner<'_>, step: u8, cluster: &str, version: &str
     );
     let file = p.file(&format!("{cluster}/sample/helloworld-{version}.yaml"), manifest, false);
     let apply = p.apply(step, cluster, &file, Some(SAMPLE_NAMESPACE));
-    vec![ns, apply, wait_sample_pods(&format!("app=helloworld,version={version}"))]
+    vec![ns, apply, wait_pods(WaitCondition::helloworld_pods(version))]
 }
 
 /// 7. Config cluster: the ingress gateway in `external-istiod` (injection template
@@ -579,7 +546,7 @@ fn enable_ingress_gateway(p: &mut Planner<'_>) -> Result<(), PlanError> {
         false,
     );
     actions.push(p.apply(7, c, &file, Some(SAMPLE_NAMESPACE)));
-    actions.push(Action::Verify { check: ingress_greeting(vec!["v1".into()], 1) });
+    actions.push(Action::Verify { check: Check::ingress_greeting(&["v1"], 1) });
     p.step(
         7,
         ID,
@@ -617,7 +584,7 @@ fn add_clusters_to_mesh(p: &mut Planner<'_>) -> Result<(), PlanError> {
         "Ten requests through the config cluster's ingress gateway reach helloworld v1 and v2",
         &config.name,
         vec![Action::Verify {
-            check: ingress_greeting(vec!["v1".into(), "v2".into()], REQUESTS_FOR_BOTH_VERSIONS),
+            check: Check::ingress_greeting(&["v1", "v2"], REQUESTS_FOR_BOTH_VERSIONS),
         }],
     );
     Ok(())
@@ -665,10 +632,7 @@ fn add_remote_cluster(
         &format!("The external istiod now manages {r}: it writes {ROOT_CERT_CONFIG_MAP} there"),
         r,
         vec![Action::WaitFor {
-            condition: WaitCondition::ConfigMapExists {
-                namespace: ns.into(),
-                name: ROOT_CERT_CONFIG_MAP.into(),
-            },
+            condition: WaitCondition::config_map_exists(ns, ROOT_CERT_CONFIG_MAP),
             timeout_secs: CONFIG_MAP_TIMEOUT,
         }],
     );
@@ -756,7 +720,7 @@ fn clean_up_in_reverse(p: &mut Planner<'_>) {
             &format!("verify-clean-{cluster}"),
             &format!("Nothing the harness installed remains on {cluster}"),
             cluster,
-            vec![Action::Verify { check: Check::WebhooksDoNotMention { text: "istio".into() } }],
+            vec![Action::Verify { check: Check::webhooks_do_not_mention("istio") }],
         )
         .phase = StepPhase::Cleanup;
     }
@@ -764,45 +728,20 @@ fn clean_up_in_reverse(p: &mut Planner<'_>) {
 
 fn wait_deployment(namespace: &str, name: &str) -> Action {
     Action::WaitFor {
-        condition: WaitCondition::DeploymentAvailable {
-            namespace: namespace.into(),
-            name: name.into(),
-        },
+        condition: WaitCondition::deployment_available(namespace, name),
         timeout_secs: DEPLOYMENT_TIMEOUT,
     }
 }
 
 fn wait_load_balancer(namespace: &str, service: &str) -> Action {
     Action::WaitFor {
-        condition: WaitCondition::LoadBalancerIp {
-            namespace: namespace.into(),
-            service: service.into(),
-        },
+        condition: WaitCondition::load_balancer_ip(namespace, service),
         timeout_secs: LOAD_BALANCER_TIMEOUT,
     }
 }
 
-fn wait_sample_pods(selector: &str) -> Action {
-    Action::WaitFor {
-        condition: WaitCondition::PodsReady {
-            namespace: SAMPLE_NAMESPACE.into(),
-            selector: selector.into(),
-            containers: 2,
-            sidecar: true,
-        },
-        timeout_secs: PODS_TIMEOUT,
-    }
-}
-
-fn ingress_greeting(versions: Vec<String>, requests: u32) -> Check {
-    Check::IngressGreeting {
-        namespace: EXTERNAL_ISTIOD_NAMESPACE.into(),
-        service: INGRESS_GATEWAY.into(),
-        port: 80,
-        path: "/hello".into(),
-        versions,
-        requests,
-    }
+fn wait_pods(condition: WaitCondition) -> Action {
+    Action::WaitFor { condition, timeout_secs: PODS_TIMEOUT }
 }
 
 /// The network label of a remote's namespace (istiod's fallback for a workload's

@@ -1,8 +1,11 @@
 //! Talking to a cluster's API server through kube-rs: server-side apply of
 //! multi-document YAML ([`apply`]), watch-based waits with explicit timeouts
-//! ([`wait`]), and discovery of what the server serves (this module).
+//! ([`wait`]) on named conditions ([`conditions`]), deleting and waiting until gone
+//! ([`delete`]), and discovery of what the server serves (this module).
 
 pub mod apply;
+pub mod conditions;
+pub mod delete;
 pub mod wait;
 
 use std::time::Duration;

@@ -1,22 +1,26 @@
-//! Watch-based waits with explicit timeouts.
+//! Watch-based waits with explicit timeouts: for one object by name ([`until`],
+//! [`until_gone`]) or for every object a label selector matches ([`until_all`]),
+//! with the named conditions of [`super::conditions`].
 //!
 //! kube's `await_condition` has no timeout and stops at the first watch error; these
 //! waits keep watching through transient errors (the watcher re-lists with backoff),
 //! stop at the deadline, and then say what was awaited, where, the last state seen
 //! and the last error, so a failed run explains itself.
 
+use std::collections::BTreeMap;
 use std::fmt::{self, Debug};
 use std::time::Duration;
 
 use ::kube::Resource;
 use ::kube::api::Api;
 use ::kube::runtime::WatchStreamExt;
-use ::kube::runtime::wait::Condition;
 use ::kube::runtime::watcher::{self, Event};
 use futures::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+
+use super::conditions::{self, Condition, Explain};
 
 /// How long a described state may get in an error message.
 const MAX_STATE_CHARS: usize = 1500;
@@ -83,7 +87,7 @@ where
     })
 }
 
-/// Waits until the object `name` no longer exists.
+/// Waits until the object `name` no longer exists ([`conditions::is_gone`]).
 pub async fn until_gone<K>(
     cluster: &str,
     api: &Api<K>,
@@ -94,7 +98,52 @@ where
     K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + 'static,
 {
     let what = format!("{name} to be deleted");
-    watch(cluster, api, name, &what, timeout, |obj: Option<&K>| obj.is_none()).await.map(|_| ())
+    let gone = conditions::is_gone();
+    watch(cluster, api, name, &what, timeout, |obj: Option<&K>| gone.matches_object(obj))
+        .await
+        .map(|_| ())
+}
+
+/// Waits until at least one object matches the label `selector` and `condition`
+/// holds for every one of them, and returns them (ordered by name). On timeout the
+/// error's last state is the [`Explain::unmet`] reason of each object that did not
+/// meet it. `cluster` and `what` only serve the error message.
+pub async fn until_all<K, C>(
+    cluster: &str,
+    api: &Api<K>,
+    selector: &str,
+    what: &str,
+    condition: C,
+    timeout: Duration,
+) -> Result<Vec<K>, WaitError>
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + 'static,
+    C: Explain<K>,
+{
+    let unmet = |objects: &Objects<K>| -> Option<String> {
+        if objects.is_empty() {
+            return Some(format!("no object matches {selector}"));
+        }
+        let reasons: Vec<String> = objects.values().filter_map(|o| condition.unmet(o)).collect();
+        (!reasons.is_empty()).then(|| reasons.join("; "))
+    };
+    let config = watcher::Config::default().labels(selector);
+    let seen = watch_set(api, config, timeout, |objects| unmet(objects).is_none()).await;
+    let (cause, objects, last_error) = match seen {
+        Ok(objects) => return Ok(objects.into_values().collect()),
+        Err(stopped) => stopped,
+    };
+    let last_state = match objects {
+        None => "nothing received from the API server".to_string(),
+        Some(objects) => unmet(&objects).unwrap_or_else(|| "the watch ended".to_string()),
+    };
+    Err(WaitError {
+        what: what.to_string(),
+        where_: format!("cluster {cluster}, {} with labels {selector}", api.resource_url()),
+        last_state,
+        last_error,
+        cause,
+    })
 }
 
 fn where_<K: Resource>(cluster: &str, api: &Api<K>, name: &str) -> String {
@@ -115,29 +164,68 @@ where
     F: Fn(Option<&K>) -> bool,
 {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut stream = watcher::watcher(api.clone(), config).default_backoff().boxed();
+    let seen = watch_set(api, config, timeout, |objects| done(objects.values().next())).await;
+    let (cause, objects, last_error) = match seen {
+        Ok(mut objects) => return Ok(objects.pop_first().map(|(_, o)| o)),
+        Err(stopped) => stopped,
+    };
+    let last_state = match objects.as_ref().map(|o| o.values().next()) {
+        None => "nothing received from the API server".to_string(),
+        Some(None) => "object not found".to_string(),
+        Some(Some(obj)) => describe(obj),
+    };
+    Err(WaitError {
+        what: what.to_string(),
+        where_: where_(cluster, api, name),
+        last_state,
+        last_error,
+        cause,
+    })
+}
 
+/// The objects a watch sees, by name.
+type Objects<K> = BTreeMap<String, K>;
+
+/// Why a watch stopped without `done` holding, the objects it last saw (`None`
+/// when the API server sent nothing), and the last error it met.
+type Stopped<K> = (WaitCause, Option<Objects<K>>, Option<String>);
+
+/// Watches the objects `config` selects until `done` holds for them, through
+/// transient errors (the watcher re-lists with backoff), at most `timeout`.
+async fn watch_set<K, F>(
+    api: &Api<K>,
+    config: watcher::Config,
+    timeout: Duration,
+    done: F,
+) -> Result<Objects<K>, Stopped<K>>
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + 'static,
+    F: Fn(&Objects<K>) -> bool,
+{
+    let mut stream = watcher::watcher(api.clone(), config).default_backoff().boxed();
     // What the watch saw, kept outside the timed future so the error can report it.
-    let mut current: Option<K> = None;
+    let mut current: Objects<K> = BTreeMap::new();
     let mut observed = false;
     let mut last_error: Option<String> = None;
 
     let outcome = tokio::time::timeout(timeout, async {
-        let mut listing: Option<K> = None;
+        let mut listing: Objects<K> = BTreeMap::new();
         while let Some(event) = stream.next().await {
             match event {
-                Ok(Event::Init) => listing = None,
-                Ok(Event::InitApply(obj)) => listing = Some(obj),
+                Ok(Event::Init) => listing.clear(),
+                Ok(Event::InitApply(obj)) => {
+                    listing.insert(obj.meta().name.clone().unwrap_or_default(), obj);
+                }
                 Ok(Event::InitDone) => {
-                    current = listing.take();
+                    current = std::mem::take(&mut listing);
                     observed = true;
                 }
                 Ok(Event::Apply(obj)) => {
-                    current = Some(obj);
+                    current.insert(obj.meta().name.clone().unwrap_or_default(), obj);
                     observed = true;
                 }
-                Ok(Event::Delete(_)) => {
-                    current = None;
+                Ok(Event::Delete(obj)) => {
+                    current.remove(obj.meta().name.as_deref().unwrap_or_default());
                     observed = true;
                 }
                 Err(err) => {
@@ -150,8 +238,8 @@ where
                     continue;
                 }
             }
-            if observed && done(current.as_ref()) {
-                return Ok(current.clone());
+            if observed && done(&current) {
+                return Ok(());
             }
         }
         // The watcher never ends on its own; treat an end like a refusal.
@@ -160,22 +248,11 @@ where
     .await;
 
     let cause = match outcome {
-        Ok(Ok(found)) => return Ok(found),
+        Ok(Ok(())) => return Ok(current),
         Ok(Err(cause)) => cause,
         Err(_elapsed) => WaitCause::TimedOut(timeout),
     };
-    let last_state = match (&current, observed) {
-        (_, false) => "nothing received from the API server".to_string(),
-        (None, true) => "object not found".to_string(),
-        (Some(obj), true) => describe(obj),
-    };
-    Err(WaitError {
-        what: what.to_string(),
-        where_: where_(cluster, api, name),
-        last_state,
-        last_error,
-        cause,
-    })
+    Err((cause, observed.then_some(current), last_error))
 }
 
 /// Errors that retrying will not cure: the kind is not served, or we may not watch it.

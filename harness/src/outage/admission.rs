@@ -7,7 +7,7 @@ use std::fmt;
 
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::execute::checks::sidecar_placement;
+use crate::checks::sidecar_placement;
 use crate::fault::{self, Outage};
 
 /// The admission outcome of one probe.

@@ -6,9 +6,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::Say;
+use crate::checks;
 use crate::cluster::Provided;
 use crate::diag::{self, ClusterInput};
-use crate::execute::{ClusterAccess, Clusters, checks};
+use crate::execute::{ClusterAccess, Clusters};
 
 /// Namespaces dumped into the diagnostics bundle.
 const DIAG_NAMESPACES: [&str; 5] =

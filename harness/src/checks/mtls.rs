@@ -23,7 +23,7 @@ pub fn strict_peer_authentication(namespace: &str) -> Value {
 }
 
 /// The outcome of a plaintext request (from a pod without a sidecar, as
-/// [`super::checks::exec`] reports it) under STRICT: refused by the server's proxy.
+/// [`super::exec::exec`] reports it) under STRICT: refused by the server's proxy.
 pub fn plaintext_refused(outcome: &Result<String, String>) -> Result<(), String> {
     match outcome {
         Ok(body) => Err(format!(

@@ -11,7 +11,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::api::core::v1::{Container, Pod};
 
-use super::checks::ISTIO_PROXY;
+use super::facts::ISTIO_PROXY;
 use crate::install::values::{XDS_PORT, host_port};
 
 /// The certificates of a PEM text, each as its base64 body without whitespace.
