@@ -1,7 +1,7 @@
 //! The suite: one run of the conformance suite, whatever gives the clusters.
 //!
 //! Per Istio version: preflight (nothing is created until everything a run needs is
-//! there), clusters from the [`Provider`](crate::cluster::Provider), the install plan
+//! there), clusters from the [`crate::cluster::Provider`], the install plan
 //! executed (procedure.md steps 1 to 8), the scenarios run by nextest with the
 //! [`topology_file`], diagnostics from every cluster when something failed, the
 //! report, and teardown (the install's cleanup phase on clusters the harness does not

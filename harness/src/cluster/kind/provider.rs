@@ -22,9 +22,10 @@ use crate::topology::Topology;
 #[derive(Debug, Clone)]
 pub struct KindProvider {
     pub options: KindOptions,
-    /// Whether the preflight pulls a node image missing locally, and within how
-    /// long: `Some` pulls when its registry answers (`cargo xtask e2e`); `None` never
-    /// tries (tests: no registry is reachable from here).
+    /// Whether the preflight may use the network, and how long pulling a node image
+    /// missing locally may take: `Some` pulls it when its registry answers and checks
+    /// that MetalLB's images and manifest can be had (`cargo xtask e2e`); `None` tries
+    /// no network at all (the project's tests: nothing outside the machine).
     pub pull_node_image: Option<Duration>,
 }
 
@@ -82,10 +83,14 @@ impl Provider for KindProvider {
             Err(KindError::Preflight { problems }) => problems,
             Err(other) => vec![Problem::new(ProblemKind::Docker, other.to_string(), "")],
         };
-        if !problems.iter().any(|p| p.kind == ProblemKind::Docker) {
-            problems.extend(crate::suite::preflight::image_problems(&metallb::images()).await);
+        // MetalLB's images and manifest may need their hosts: only where the network
+        // may be tried at all (never in the project's own tests).
+        if self.pull_node_image.is_some() {
+            if !problems.iter().any(|p| p.kind == ProblemKind::Docker) {
+                problems.extend(crate::suite::preflight::image_problems(&metallb::images()).await);
+            }
+            problems.extend(metallb_manifest_problem().await);
         }
-        problems.extend(metallb_manifest_problem().await);
         problems
     }
 
