@@ -29,6 +29,7 @@
 pub mod apiserver;
 pub mod assets;
 pub mod docker;
+pub mod existing;
 pub mod image;
 pub mod kind;
 pub mod kubeconfig;
