@@ -17,7 +17,6 @@
 mod kube_support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -139,6 +138,7 @@ async fn preflight_passes_on_clean_clusters_and_start_gives_them() {
     assert!(problems.iter().any(|p| p.kind == ProblemKind::TopologyFile), "{problems:#?}");
     assert!(provider.start(&bigger).await.is_err());
 
+    assert_eq!(Provider::capabilities(&provider), Capabilities::default());
     let clusters = provider.start(&topology).await.unwrap();
     assert_eq!(clusters.capabilities(), Capabilities::default());
     assert_eq!(clusters.run().cleanup(), Cleanup::Nothing);
@@ -509,18 +509,11 @@ fn exec_options(dir: &Path) -> ExecOptions {
     opts
 }
 
-/// The executor's clusters from the provider's: the API server address for remote
-/// secrets is the URL's (these clusters' URLs name an IP and port).
+/// The executor's clusters from the provider's.
 async fn executor_clusters(provided: &[ProvidedCluster]) -> Clusters {
     let mut out = BTreeMap::new();
     for c in provided {
-        let api_server: Option<SocketAddr> =
-            c.peer_server.strip_prefix("https://").and_then(|a| a.parse().ok());
-        let client = kubeconfig::client(&c.name, &c.kubeconfig).await.unwrap();
-        out.insert(
-            c.name.clone(),
-            ClusterAccess { client, kubeconfig: c.kubeconfig.clone(), api_server },
-        );
+        out.insert(c.name.clone(), ClusterAccess::connect(c).await.unwrap());
     }
     out
 }

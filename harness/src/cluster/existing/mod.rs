@@ -249,6 +249,11 @@ impl Provider for ExistingProvider {
         PROVIDER
     }
 
+    /// None: nothing is loaded into or installed in clusters the harness does not own.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+
     /// Every problem; the warnings (see [`ExistingProvider::check`]) are logged.
     async fn preflight(&self, topology: &Topology) -> Vec<Problem> {
         let checked = self.check(topology).await;
