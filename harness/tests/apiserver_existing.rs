@@ -93,7 +93,7 @@ fn provider_for(run: &ApiserverRun, dir: &Path, opts: &ExistingOptions) -> Exist
         &run.cluster("external").unwrap().host_kubeconfig,
         &run.cluster("config").unwrap().host_kubeconfig,
     );
-    ExistingProvider::from_file(&file, opts).unwrap().with_plan(plan())
+    ExistingProvider::from_file(&file, opts).unwrap()
 }
 
 async fn admin(run: &ApiserverRun, name: &str) -> Client {
@@ -109,7 +109,7 @@ async fn preflight_passes_on_clean_clusters_and_start_gives_them() {
     assert_eq!(topology, Topology::new(1, NetworkMode::MultiNetwork).unwrap());
 
     let started = Instant::now();
-    let checked = provider.check(&topology).await;
+    let checked = provider.check(&plan()).await;
     let took = started.elapsed();
     assert!(checked.problems.is_empty(), "{:#?}", checked.problems);
     let warnings = checked.warnings.join("\n");
@@ -120,12 +120,12 @@ async fn preflight_passes_on_clean_clusters_and_start_gives_them() {
         warnings.contains("cluster config: a LoadBalancer implementation is required"),
         "{warnings}"
     );
-    assert!(provider.preflight(&topology).await.is_empty(), "the trait's preflight agrees");
+    assert!(provider.preflight(&plan()).await.is_empty(), "the trait's preflight agrees");
 
     // The Istio version's own range refuses 1.20, naming each cluster.
     let strict =
         ExistingProvider::from_file(&provider.file().path, &ExistingOptions::new(NEWEST)).unwrap();
-    let problems = strict.preflight(&topology).await;
+    let problems = strict.preflight(&plan()).await;
     assert_eq!(problems.len(), 2, "{problems:#?}");
     for (p, cluster) in problems.iter().zip(["external", "config"]) {
         assert_eq!(p.kind, ProblemKind::KubernetesVersion);
@@ -133,8 +133,11 @@ async fn preflight_passes_on_clean_clusters_and_start_gives_them() {
     }
 
     // Another topology than the file's is refused.
-    let bigger = Topology::new(2, NetworkMode::MultiNetwork).unwrap();
-    let problems = provider.preflight(&bigger).await;
+    let mut options = plan().options;
+    options.remotes = 2;
+    let bigger_plan = install::plan(&options).unwrap();
+    let bigger = bigger_plan.topology.clone();
+    let problems = provider.preflight(&bigger_plan).await;
     assert!(problems.iter().any(|p| p.kind == ProblemKind::TopologyFile), "{problems:#?}");
     assert!(provider.start(&bigger).await.is_err());
 
@@ -285,8 +288,8 @@ async fn a_restricted_service_account_fails_naming_the_missing_permission() {
     let little = r#"[{apiGroups: [admissionregistration.k8s.io], resources: [validatingwebhookconfigurations], verbs: [list]}]"#;
     let kc = service_account_kubeconfig(&run, "config", "ecp-little", little, dir.path()).await;
     let file = topology_file(dir.path(), external, &kc);
-    let provider = ExistingProvider::from_file(&file, &options()).unwrap().with_plan(plan());
-    let problems = provider.preflight(provider.topology()).await;
+    let provider = ExistingProvider::from_file(&file, &options()).unwrap();
+    let problems = provider.preflight(&plan()).await;
     assert!(problems.iter().all(|p| p.kind == ProblemKind::Permission), "{problems:#?}");
     assert!(problems.iter().all(|p| p.message.starts_with("cluster config: ")), "{problems:#?}");
     let namespaces = problems
@@ -315,8 +318,8 @@ async fn a_restricted_service_account_fails_naming_the_missing_permission() {
     let kc =
         service_account_kubeconfig(&run, "config", "ecp-all-but-exec", &rules, dir.path()).await;
     let file = topology_file(dir.path(), external, &kc);
-    let provider = ExistingProvider::from_file(&file, &options()).unwrap().with_plan(plan());
-    let problems = provider.preflight(provider.topology()).await;
+    let provider = ExistingProvider::from_file(&file, &options()).unwrap();
+    let problems = provider.preflight(&plan()).await;
     assert_eq!(problems.len(), 1, "{problems:#?}");
     assert_eq!(problems[0].kind, ProblemKind::Permission);
     assert!(
@@ -343,10 +346,10 @@ async fn an_unreachable_server_is_named_with_its_url() {
     let config_kc = dir.path().join("config.kubeconfig");
     ecp_harness::files::write_new(&config_kc, text.as_bytes(), 0o600).unwrap();
     let file = topology_file(dir.path(), &external.host_kubeconfig, &config_kc);
-    let provider = ExistingProvider::from_file(&file, &options()).unwrap().with_plan(plan());
+    let provider = ExistingProvider::from_file(&file, &options()).unwrap();
 
     let started = Instant::now();
-    let problems = provider.preflight(provider.topology()).await;
+    let problems = provider.preflight(&plan()).await;
     let took = started.elapsed();
     assert_eq!(problems.len(), 1, "only the unreachable cluster: {problems:#?}");
     let p = &problems[0];
@@ -382,7 +385,7 @@ async fn an_existing_install_is_refused_unless_forced() {
     apply(&config, "config", validator, "istio-validator.yaml").await;
 
     let provider = provider_for(&run, dir.path(), &options());
-    let problems = provider.preflight(provider.topology()).await;
+    let problems = provider.preflight(&plan()).await;
     let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
     assert!(problems.iter().all(|p| p.kind == ProblemKind::ExistingInstall), "{problems:#?}");
     assert_eq!(
@@ -401,7 +404,7 @@ async fn an_existing_install_is_refused_unless_forced() {
     let mut forced = options();
     forced.force = true;
     let provider = provider_for(&run, dir.path(), &forced);
-    let checked = provider.check(provider.topology()).await;
+    let checked = provider.check(&plan()).await;
     assert!(checked.problems.is_empty(), "{:#?}", checked.problems);
     let warnings: Vec<&String> =
         checked.warnings.iter().filter(|w| w.ends_with("(going ahead: --force)")).collect();
@@ -634,7 +637,7 @@ async fn after_install_and_cleanup_every_touched_namespace_is_as_before() {
     let dir = tempfile::tempdir().unwrap();
     let provider = provider_for(&run, dir.path(), &options());
     let topology = provider.topology().clone();
-    let checked = provider.check(&topology).await;
+    let checked = provider.check(&plan()).await;
     assert!(checked.problems.is_empty(), "{:#?}", checked.problems);
     let handle = provider.start(&topology).await.unwrap();
     let clusters = executor_clusters(&handle.clusters()).await;
@@ -708,8 +711,8 @@ async fn the_permissions_asked_for_are_enough_for_the_executor() {
         .unwrap()
         .replace("context: external", "context: ecp-installer-external");
     std::fs::write(&file, text).unwrap();
-    let provider = ExistingProvider::from_file(&file, &options()).unwrap().with_plan(plan());
-    let checked = provider.check(provider.topology()).await;
+    let provider = ExistingProvider::from_file(&file, &options()).unwrap();
+    let checked = provider.check(&plan()).await;
     assert!(checked.problems.is_empty(), "{:#?}", checked.problems);
 
     let handle = provider.start(provider.topology()).await.unwrap();

@@ -108,7 +108,6 @@ pub struct ExistingProvider {
     file: TopologyFile,
     credentials: Vec<ClusterCredentials>,
     opts: ExistingOptions,
-    plan: Option<Plan>,
 }
 
 impl ExistingProvider {
@@ -119,14 +118,7 @@ impl ExistingProvider {
         let file = TopologyFile::read(path)?;
         let credentials =
             file.clusters.iter().map(ClusterCredentials::load).collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { file, credentials, opts: opts.clone(), plan: None })
-    }
-
-    /// The install plan the run executes: the preflight then checks the permissions
-    /// it needs and that nothing is installed where it installs.
-    pub fn with_plan(mut self, plan: Plan) -> Self {
-        self.plan = Some(plan);
-        self
+        Ok(Self { file, credentials, opts: opts.clone() })
     }
 
     /// The topology the file describes; the run's plan is made for it.
@@ -148,10 +140,11 @@ impl ExistingProvider {
         self.file.external_address()
     }
 
-    /// Every check, with the warnings the trait's [`Provider::preflight`] only logs.
-    pub async fn check(&self, topology: &Topology) -> Preflight {
+    /// Every check of the clusters for `plan` (made for [`Self::topology`]), with the
+    /// warnings the trait's [`Provider::preflight`] only logs.
+    pub async fn check(&self, plan: &Plan) -> Preflight {
         let mut out = Preflight::default();
-        if let Some(p) = self.topology_mismatch(topology) {
+        if let Some(p) = self.topology_mismatch(&plan.topology) {
             out.problems.push(p);
         }
         let settings = preflight::Settings {
@@ -160,7 +153,7 @@ impl ExistingProvider {
             force: self.opts.force,
             request_timeout: self.opts.request_timeout,
             cluster_timeout: self.opts.cluster_timeout,
-            plan: self.plan.as_ref(),
+            plan,
         };
         let checked = preflight::clusters(&self.credentials, &settings).await;
         out.problems.extend(checked.problems);
@@ -169,15 +162,14 @@ impl ExistingProvider {
             &self.credentials,
             &self.file.topology.external().name,
             self.external_address(),
-            self.plan.as_ref(),
+            plan,
         ));
         out
     }
 
     fn topology_mismatch(&self, topology: &Topology) -> Option<Problem> {
-        let plan_topology = self.plan.as_ref().map(|p| &p.topology);
-        let asked = [Some(topology), plan_topology];
-        asked.into_iter().flatten().find(|t| **t != self.file.topology).map(|t| {
+        (*topology != self.file.topology).then(|| {
+            let t = topology;
             Problem::new(
                 ProblemKind::TopologyFile,
                 format!(
@@ -255,8 +247,8 @@ impl Provider for ExistingProvider {
     }
 
     /// Every problem; the warnings (see [`ExistingProvider::check`]) are logged.
-    async fn preflight(&self, topology: &Topology) -> Vec<Problem> {
-        let checked = self.check(topology).await;
+    async fn preflight(&self, plan: &Plan) -> Vec<Problem> {
+        let checked = self.check(plan).await;
         for w in &checked.warnings {
             tracing::warn!("{w}");
         }

@@ -6,9 +6,9 @@
 //!    credentials (an unreachable server, a refused credential or a kubeconfig that
 //!    yields no client is named with the cluster, URL and context);
 //! 2. its Kubernetes version within the Istio version's range;
-//! 3. with a plan: every permission the plan needs ([`super::access`]), one
+//! 3. every permission the plan needs ([`super::access`]), one
 //!    SelfSubjectAccessReview each;
-//! 4. with a plan: no Istio and none of the plan's namespaces already there
+//! 4. no Istio and none of the plan's namespaces already there
 //!    ([`super::installed`]): a problem, or with `force` a warning.
 //!
 //! Warnings are what the provider cannot know: whether the clusters have a
@@ -59,7 +59,7 @@ pub(super) struct Settings<'a> {
     pub force: bool,
     pub request_timeout: Duration,
     pub cluster_timeout: Duration,
-    pub plan: Option<&'a Plan>,
+    pub plan: &'a Plan,
 }
 
 /// Checks every cluster, in parallel.
@@ -108,7 +108,7 @@ async fn one(cluster: &ClusterCredentials, settings: &Settings<'_>) -> Preflight
             return out;
         }
     };
-    let Some(plan) = settings.plan else { return out };
+    let plan = settings.plan;
     out.problems.extend(permissions(cluster, &client, plan, settings.request_timeout).await);
     out.merge(existing_install(cluster, &client, plan, settings.force).await);
     out
@@ -361,11 +361,11 @@ pub(super) fn warnings(
     clusters: &[ClusterCredentials],
     external: &str,
     external_address: Option<std::net::IpAddr>,
-    plan: Option<&Plan>,
+    plan: &Plan,
 ) -> Vec<String> {
     let mut out = Vec::new();
     let mut needs_lb: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
-    for step in plan.map(|p| p.steps.as_slice()).unwrap_or_default() {
+    for step in &plan.steps {
         for action in &step.actions {
             if let Action::WaitFor {
                 condition: WaitCondition::LoadBalancerIp { namespace, service },
@@ -375,9 +375,6 @@ pub(super) fn warnings(
                 needs_lb.entry(&step.cluster).or_default().insert(format!("{namespace}/{service}"));
             }
         }
-    }
-    if plan.is_none() {
-        needs_lb.entry(external).or_default();
     }
     for c in clusters {
         let Some(services) = needs_lb.get(c.name.as_str()) else { continue };
@@ -401,14 +398,10 @@ pub(super) fn warnings(
         };
         out.push(note);
     }
-    let images = match plan {
-        Some(p) => {
-            let hub = p.options.hub.as_deref().unwrap_or(p.options.istio.default_hub());
-            let tag = p.options.tag.clone().unwrap_or_else(|| p.options.istio.to_string());
-            format!("hub {hub}, tag {tag}")
-        }
-        None => "the release's hub and tag".to_string(),
-    };
+    let o = &plan.options;
+    let hub = o.hub.as_deref().unwrap_or(o.istio.default_hub());
+    let tag = o.tag.clone().unwrap_or_else(|| o.istio.to_string());
+    let images = format!("hub {hub}, tag {tag}");
     out.push(format!(
         "images are not loaded into existing clusters: every cluster must pull Istio's images \
          ({images}) and the samples' images itself, from the registry or a mirror it reaches"
