@@ -559,7 +559,8 @@ async fn runnable_here(plan: Plan, clusters: &Clusters) -> (Plan, Vec<String>) {
                 Action::Apply { file, .. } | Action::Delete { file, .. } => {
                     files.iter().find(|f| &f.path == file).is_none_or(|f| {
                         let objects =
-                            ecp_harness::execute::objects_to_delete(&f.contents, None).unwrap();
+                            ecp_harness::kube::delete::objects_to_delete(&f.contents, None)
+                                .unwrap();
                         objects.iter().all(|o| {
                             ecp_harness::kube::resolve(discovery, &o.api_version, &o.kind).is_some()
                         })

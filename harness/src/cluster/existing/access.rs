@@ -236,7 +236,7 @@ impl Needs {
         resolve: &dyn Fn(&str, &str) -> Option<Resolved>,
     ) {
         let Some(f) = plan.file(file) else { return };
-        let Ok(objects) = crate::execute::objects_to_delete(&f.contents, namespace) else {
+        let Ok(objects) = crate::kube::delete::objects_to_delete(&f.contents, namespace) else {
             return;
         };
         for o in objects {
