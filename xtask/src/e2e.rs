@@ -327,7 +327,7 @@ mod tests {
 
     #[test]
     fn the_existing_provider_needs_a_topology_file() {
-        let err = parse(&["--provider", "existing"]).err().expect("refused").to_string();
+        let err = parse(&["--provider", "existing"]).map(|_| ()).unwrap_err().to_string();
         assert!(err.contains("--topology"), "{err}");
         let args = parse(&["--provider", "existing", "--topology", "t.yaml", "--force"]).unwrap();
         assert_eq!(args.provider, ProviderArg::Existing);

@@ -35,7 +35,7 @@ pub type Say = fn(&str);
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
     #[error(
-        "the suite cannot run here (checked in {:.1} s; nothing was created):\n{}",
+        "the suite cannot run on this machine (checked in {:.1} s; nothing was created):\n{}",
         elapsed.as_secs_f64(),
         problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
     )]
