@@ -237,7 +237,20 @@ async fn run_version<P: Provider + Sync>(
         report.not_run = s.not_run_all("the install failed");
     } else {
         say(&format!("==> Istio {}: scenarios", p.version));
-        match nextest::run_scenarios(s, p, &plan, &handle, &dir, say).await {
+        // Node faults only where the provider can make them; the rest is reported.
+        let mut skip = Vec::new();
+        if !handle.capabilities().network_faults {
+            for (scenario, test) in scenarios::NODE_FAULT_TESTS {
+                if s.scenarios.iter().any(|sc| sc.name == *scenario) {
+                    skip.push(*test);
+                    report.not_run.push(report::NotRun {
+                        what: format!("{scenario}: {test}"),
+                        why: format!("the {} provider cannot pause nodes", p.provider.name()),
+                    });
+                }
+            }
+        }
+        match nextest::run_scenarios(s, p, &plan, &handle, &dir, &skip, say).await {
             Ok(results) => {
                 failed = results.iter().any(|r| matches!(r.status, ScenarioStatus::Failed { .. }));
                 report.scenarios = results;

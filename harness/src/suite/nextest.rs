@@ -22,6 +22,7 @@ pub(super) async fn run_scenarios<P, H: Provided>(
     plan: &Plan,
     handle: &H,
     dir: &Path,
+    skip: &[&str],
     say: Say,
 ) -> Result<Vec<ScenarioResult>, String> {
     let io = |what: &str, path: &Path, e: std::io::Error| format!("{what} {}: {e}", path.display());
@@ -53,7 +54,7 @@ pub(super) async fn run_scenarios<P, H: Provided>(
     let junit = s.runner.target_dir.join("nextest").join("e2e").join("junit.xml");
     let _ = std::fs::remove_file(&junit);
     let names: Vec<&str> = s.scenarios.iter().map(|sc| sc.name).collect();
-    let args = nextest_args(&names);
+    let args = nextest_args(&names, skip);
     say(&format!("    cargo {}", args.join(" ")));
     let status = tokio::process::Command::new(&s.runner.cargo)
         .args(&args)
@@ -68,12 +69,13 @@ pub(super) async fn run_scenarios<P, H: Provided>(
     Ok(results)
 }
 
-/// `cargo nextest run` of the selected scenario test binaries, in the `e2e` profile
-/// (one retry, flaky results kept, JUnit written where the self-tests' `ci` profile
-/// does not write).
-pub fn nextest_args(scenarios: &[&str]) -> Vec<String> {
+/// `cargo nextest run` of the selected scenario test binaries but the `skip` tests,
+/// in the `e2e` profile (one retry, flaky results kept, JUnit written where the
+/// self-tests' `ci` profile does not write).
+pub fn nextest_args(scenarios: &[&str], skip: &[&str]) -> Vec<String> {
     let binaries =
         scenarios.iter().map(|name| format!("binary(={name})")).collect::<Vec<_>>().join(" | ");
+    let skipped: String = skip.iter().map(|t| format!(" & !test(={t})")).collect();
     [
         "nextest",
         "run",
@@ -88,7 +90,7 @@ pub fn nextest_args(scenarios: &[&str]) -> Vec<String> {
     ]
     .iter()
     .map(|a| a.to_string())
-    .chain([format!("kind(test) & ({binaries})")])
+    .chain([format!("kind(test) & ({binaries}){skipped}")])
     .collect()
 }
 
@@ -99,9 +101,13 @@ mod tests {
     #[test]
     fn nextest_runs_only_the_selected_scenario_binaries() {
         assert_eq!(
-            nextest_args(&["control_plane_install", "multi_remote"]).join(" "),
+            nextest_args(&["control_plane_install", "multi_remote"], &[]).join(" "),
             "nextest run --package ecp-scenarios --features e2e --profile e2e --no-fail-fast \
              -E kind(test) & (binary(=control_plane_install) | binary(=multi_remote))"
+        );
+        assert_eq!(
+            nextest_args(&["outage"], &["external_cluster_paused"]).last().unwrap(),
+            "kind(test) & (binary(=outage)) & !test(=external_cluster_paused)"
         );
     }
 }

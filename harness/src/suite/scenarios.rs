@@ -2,6 +2,10 @@
 //! `ecp-scenarios` crate's `tests/` (a test there checks that this list and the files
 //! agree), run by nextest against the clusters the topology file describes.
 
+/// Tests that pause or cut a node, by scenario: run only where the provider has
+/// [`Capabilities::network_faults`](crate::cluster::Capabilities::network_faults).
+pub const NODE_FAULT_TESTS: &[(&str, &str)] = &[("outage", "external_cluster_paused")];
+
 /// A scenario: one test file in `tests/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Scenario {
