@@ -84,16 +84,7 @@ fn file(path: &str, contents: &str) -> PlanFile {
 }
 
 fn plan(steps: Vec<Step>, files: Vec<PlanFile>) -> Plan {
-    let options = PlanOptions {
-        istio: NEWEST,
-        installer: Installer::Istioctl,
-        remotes: 1,
-        network_mode: NetworkMode::MultiNetwork,
-        gateway_tls: Default::default(),
-        external_addr: PLACEHOLDER_EXTERNAL_ADDR,
-        hub: None,
-        tag: None,
-    };
+    let options = PlanOptions::new(NEWEST, Installer::Istioctl, 1);
     Plan { options, topology: Topology::new(1, NetworkMode::MultiNetwork).unwrap(), steps, files }
 }
 

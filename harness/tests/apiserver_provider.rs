@@ -15,14 +15,12 @@ use ecp_harness::topology::{NetworkMode, Topology};
 /// The plan a suite would make for `topology` (providers check it in their preflight).
 fn plan_for(topology: &Topology) -> ecp_harness::install::Plan {
     let options = ecp_harness::install::PlanOptions {
-        istio: ecp_harness::version::NEWEST,
-        installer: ecp_harness::install::Installer::Istioctl,
-        remotes: topology.remotes().count(),
         network_mode: topology.network_mode,
-        gateway_tls: Default::default(),
-        external_addr: ecp_harness::topology::PLACEHOLDER_EXTERNAL_ADDR,
-        hub: None,
-        tag: None,
+        ..ecp_harness::install::PlanOptions::new(
+            ecp_harness::version::NEWEST,
+            ecp_harness::install::Installer::Istioctl,
+            topology.remotes().count(),
+        )
     };
     ecp_harness::install::plan(&options).unwrap()
 }

@@ -9,10 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use ecp_harness::cluster::{ApiserverOptions, ApiserverProvider, RunId, docker};
-use ecp_harness::install::{GatewayTls, Installer};
 use ecp_harness::preflight::ProblemKind;
 use ecp_harness::suite::{self, Requested, ScenarioRunner, SuiteError, SuiteOptions};
-use ecp_harness::topology::NetworkMode;
 use ecp_harness::version::NEWEST;
 
 /// TEST STAND-IN for istioctl: answers `version` with the suite's newest version and
@@ -29,20 +27,10 @@ fn stand_in_istioctl(dir: &Path) -> PathBuf {
 
 fn options(report: &Path, istioctl: PathBuf) -> SuiteOptions {
     let requested = Requested {
-        versions: vec![NEWEST.to_string()],
-        installer: Installer::Istioctl,
-        remotes: 1,
-        network_mode: NetworkMode::MultiNetwork,
-        gateway_tls: GatewayTls::Passthrough,
-        hub: None,
-        tag: None,
-        keep: false,
-        reuse: false,
-        parallel: 1,
         scenarios: vec!["control_plane_install".into()],
         report_dir: report.to_path_buf(),
         istioctl: Some(istioctl),
-        helm: None,
+        ..Requested::new(vec![NEWEST.to_string()])
     };
     // Never started: the install fails before the scenarios.
     let runner = ScenarioRunner {

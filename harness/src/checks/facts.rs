@@ -220,53 +220,16 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pod(value: serde_json::Value) -> Pod {
-        serde_json::from_value(value).unwrap()
-    }
+    use crate::kube::conditions::tests::{pod, with_native_sidecar, with_proxy_container};
 
     /// A pod as a 1.26 injector renders it: istio-proxy in `spec.containers`.
     fn pod_1_26() -> Pod {
-        pod(json!({
-            "metadata": {"name": "helloworld-v1-abc"},
-            "spec": {
-                "initContainers": [{"name": "istio-init", "image": "proxyv2"}],
-                "containers": [
-                    {"name": "helloworld", "image": "hw"},
-                    {"name": "istio-proxy", "image": "proxyv2"}
-                ]
-            },
-            "status": {
-                "phase": "Running",
-                "containerStatuses": [
-                    {"name": "helloworld", "ready": true, "restartCount": 0, "image": "", "imageID": ""},
-                    {"name": "istio-proxy", "ready": true, "restartCount": 0, "image": "", "imageID": ""}
-                ]
-            }
-        }))
+        with_proxy_container([true; 2], "Running")
     }
 
     /// A pod as a 1.27 injector renders it on 1.33+ kubelets: native sidecar.
     fn pod_1_27() -> Pod {
-        pod(json!({
-            "metadata": {"name": "helloworld-v1-def"},
-            "spec": {
-                "initContainers": [
-                    {"name": "istio-init", "image": "proxyv2"},
-                    {"name": "istio-proxy", "image": "proxyv2", "restartPolicy": "Always"}
-                ],
-                "containers": [{"name": "helloworld", "image": "hw"}]
-            },
-            "status": {
-                "phase": "Running",
-                "initContainerStatuses": [
-                    {"name": "istio-init", "ready": false, "restartCount": 0, "image": "", "imageID": ""},
-                    {"name": "istio-proxy", "ready": true, "restartCount": 0, "image": "", "imageID": ""}
-                ],
-                "containerStatuses": [
-                    {"name": "helloworld", "ready": true, "restartCount": 0, "image": "", "imageID": ""}
-                ]
-            }
-        }))
+        with_native_sidecar(true)
     }
 
     #[test]

@@ -175,7 +175,6 @@ mod tests {
     use super::*;
     use crate::install::plan::kubeconfig_placeholder;
     use crate::install::{Action, Installer, PlanOptions};
-    use crate::topology::{NetworkMode, PLACEHOLDER_EXTERNAL_ADDR};
     use crate::version::IstioVersion;
     use rstest::rstest;
 
@@ -333,16 +332,7 @@ mod tests {
     #[case("1.30.3", Installer::Istioctl)]
     #[case("1.30.3", Installer::Helm)]
     fn every_command_line_of_a_plan_resolves(#[case] version: &str, #[case] installer: Installer) {
-        let opts = PlanOptions {
-            istio: version.parse::<IstioVersion>().unwrap(),
-            installer,
-            remotes: 2,
-            network_mode: NetworkMode::MultiNetwork,
-            gateway_tls: Default::default(),
-            external_addr: PLACEHOLDER_EXTERNAL_ADDR,
-            hub: None,
-            tag: None,
-        };
+        let opts = PlanOptions::new(version.parse::<IstioVersion>().unwrap(), installer, 2);
         let plan = crate::install::plan(&opts).unwrap();
         let programs = programs(true, true);
         let mut lines = 0;

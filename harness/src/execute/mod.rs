@@ -468,23 +468,13 @@ mod tests {
     #[test]
     fn plans_for_another_address_keep_their_shape() {
         use crate::install::{Installer, PlanOptions};
-        use crate::topology::{NetworkMode, PLACEHOLDER_EXTERNAL_ADDR};
         for (version, installer, remotes) in [
             ("1.22.8", Installer::Helm, 2),
             ("1.23.6", Installer::Istioctl, 1),
             ("1.30.3", Installer::Istioctl, 2),
             ("1.30.3", Installer::Helm, 1),
         ] {
-            let mut opts = PlanOptions {
-                istio: version.parse().unwrap(),
-                installer,
-                remotes,
-                network_mode: NetworkMode::MultiNetwork,
-                gateway_tls: Default::default(),
-                external_addr: PLACEHOLDER_EXTERNAL_ADDR,
-                hub: None,
-                tag: None,
-            };
+            let mut opts = PlanOptions::new(version.parse().unwrap(), installer, remotes);
             let planned = install::plan(&opts).unwrap();
             opts.external_addr = "172.18.6.66".parse().unwrap();
             let observed = install::plan(&opts).unwrap();
@@ -515,18 +505,8 @@ mod tests {
     #[test]
     fn phases_split_install_from_cleanup() {
         use crate::install::{Installer, PlanOptions};
-        use crate::topology::{NetworkMode, PLACEHOLDER_EXTERNAL_ADDR};
-        let plan = install::plan(&PlanOptions {
-            istio: crate::version::NEWEST,
-            installer: Installer::Helm,
-            remotes: 2,
-            network_mode: NetworkMode::MultiNetwork,
-            gateway_tls: Default::default(),
-            external_addr: PLACEHOLDER_EXTERNAL_ADDR,
-            hub: None,
-            tag: None,
-        })
-        .unwrap();
+        let plan =
+            install::plan(&PlanOptions::new(crate::version::NEWEST, Installer::Helm, 2)).unwrap();
         let numbers = |phase| -> Vec<u8> {
             selected(&plan, phase).into_iter().map(|i| plan.steps[i].number).collect()
         };

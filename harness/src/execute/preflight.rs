@@ -173,20 +173,9 @@ pub fn missing_images_problem(missing: &[String], host: &str, why: &str) -> Prob
 mod tests {
     use super::*;
     use crate::install::{Installer, PlanOptions};
-    use crate::topology::{NetworkMode, PLACEHOLDER_EXTERNAL_ADDR};
 
     fn needs(version: &str, installer: Installer) -> Needs {
-        PlanOptions {
-            istio: version.parse().unwrap(),
-            installer,
-            remotes: 1,
-            network_mode: NetworkMode::MultiNetwork,
-            gateway_tls: Default::default(),
-            external_addr: PLACEHOLDER_EXTERNAL_ADDR,
-            hub: None,
-            tag: None,
-        }
-        .needs()
+        PlanOptions::new(version.parse().unwrap(), installer, 1).needs()
     }
 
     #[test]

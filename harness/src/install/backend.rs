@@ -270,16 +270,7 @@ mod tests {
 
     #[test]
     fn each_installer_runs_its_own_program() {
-        let opts = PlanOptions {
-            istio: crate::version::NEWEST,
-            installer: Installer::Istioctl,
-            remotes: 1,
-            network_mode: crate::topology::NetworkMode::MultiNetwork,
-            gateway_tls: Default::default(),
-            external_addr: crate::topology::PLACEHOLDER_EXTERNAL_ADDR,
-            hub: None,
-            tag: None,
-        };
+        let opts = PlanOptions::new(crate::version::NEWEST, Installer::Istioctl, 1);
         for installer in Installer::ALL {
             let needs = installer.backend().needs(&PlanOptions { installer, ..opts.clone() });
             let names: Vec<&str> = needs.programs.iter().map(|p| p.as_str()).collect();

@@ -84,6 +84,24 @@ pub struct PlanOptions {
     pub tag: Option<String>,
 }
 
+impl PlanOptions {
+    /// `remotes` with `installer` for `istio`, everything else as by default: one
+    /// network per remote, PASSTHROUGH at the gateway, the placeholder external address
+    /// (planned again for the observed one), the release's own hub and tag.
+    pub fn new(istio: IstioVersion, installer: Installer, remotes: usize) -> Self {
+        Self {
+            istio,
+            installer,
+            remotes,
+            network_mode: NetworkMode::MultiNetwork,
+            gateway_tls: GatewayTls::Passthrough,
+            external_addr: crate::topology::PLACEHOLDER_EXTERNAL_ADDR,
+            hub: None,
+            tag: None,
+        }
+    }
+}
+
 /// The whole procedure for one set of options: steps in order and every file they use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {

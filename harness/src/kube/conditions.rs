@@ -156,16 +156,16 @@ impl Condition<Pod> for PodReady<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pod(value: serde_json::Value) -> Pod {
+    pub(crate) fn pod(value: serde_json::Value) -> Pod {
         serde_json::from_value(value).unwrap()
     }
 
     /// A pod with a sidecar in `spec.containers` (Istio up to 1.26 by default).
-    fn with_proxy_container(ready: [bool; 2], phase: &str) -> Pod {
+    pub(crate) fn with_proxy_container(ready: [bool; 2], phase: &str) -> Pod {
         pod(json!({
             "metadata": {"name": "helloworld-v1-abc"},
             "spec": {
@@ -187,7 +187,7 @@ mod tests {
     }
 
     /// A pod with a native sidecar (Istio 1.27+ on 1.33+ kubelets).
-    fn with_native_sidecar(proxy_ready: bool) -> Pod {
+    pub(crate) fn with_native_sidecar(proxy_ready: bool) -> Pod {
         pod(json!({
             "metadata": {"name": "helloworld-v1-def"},
             "spec": {

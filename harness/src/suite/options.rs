@@ -90,6 +90,28 @@ pub struct Requested {
     pub helm: Option<PathBuf>,
 }
 
+impl Requested {
+    /// `versions` with every other option as `cargo xtask e2e` has it by default.
+    pub fn new(versions: Vec<String>) -> Self {
+        Self {
+            versions,
+            installer: Installer::Istioctl,
+            remotes: 1,
+            network_mode: NetworkMode::MultiNetwork,
+            gateway_tls: GatewayTls::Passthrough,
+            hub: None,
+            tag: None,
+            keep: false,
+            reuse: false,
+            parallel: 1,
+            scenarios: Vec::new(),
+            report_dir: PathBuf::from("target/ecp-report"),
+            istioctl: None,
+            helm: None,
+        }
+    }
+}
+
 impl SuiteOptions {
     /// Checks what was requested: versions supported, topology possible, scenarios
     /// known and runnable. Notices (a minor newer than the suite knows) come back to be
@@ -204,22 +226,7 @@ mod tests {
     use crate::version::NEWEST;
 
     fn requested() -> Requested {
-        Requested {
-            versions: vec![NEWEST.to_string()],
-            installer: Installer::Istioctl,
-            remotes: 1,
-            network_mode: NetworkMode::MultiNetwork,
-            gateway_tls: GatewayTls::Passthrough,
-            hub: None,
-            tag: None,
-            keep: false,
-            reuse: false,
-            parallel: 1,
-            scenarios: Vec::new(),
-            report_dir: PathBuf::from("target/ecp-report"),
-            istioctl: None,
-            helm: None,
-        }
+        Requested::new(vec![NEWEST.to_string()])
     }
 
     fn runner() -> ScenarioRunner {

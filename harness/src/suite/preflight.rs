@@ -166,26 +166,13 @@ pub async fn image_problems(images: &[String]) -> Vec<Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::install::{GatewayTls, Installer};
     use crate::suite::{Requested, ScenarioRunner};
-    use crate::topology::NetworkMode;
 
     fn options(version: &str, remotes: usize, hub: Option<&str>) -> SuiteOptions {
         let r = Requested {
-            versions: vec![version.into()],
-            installer: Installer::Istioctl,
             remotes,
-            network_mode: NetworkMode::MultiNetwork,
-            gateway_tls: GatewayTls::Passthrough,
             hub: hub.map(String::from),
-            tag: None,
-            keep: false,
-            reuse: false,
-            parallel: 1,
-            scenarios: Vec::new(),
-            report_dir: "r".into(),
-            istioctl: None,
-            helm: None,
+            ..Requested::new(vec![version.into()])
         };
         let runner =
             ScenarioRunner { cargo: "cargo".into(), workspace: ".".into(), target_dir: "t".into() };

@@ -345,21 +345,10 @@ impl Needs {
 mod tests {
     use super::*;
     use crate::install::{Installer, PlanOptions, plan};
-    use crate::topology::{NetworkMode, PLACEHOLDER_EXTERNAL_ADDR};
     use crate::version::NEWEST;
 
     fn a_plan(installer: Installer, remotes: usize) -> Plan {
-        plan(&PlanOptions {
-            istio: NEWEST,
-            installer,
-            remotes,
-            network_mode: NetworkMode::MultiNetwork,
-            gateway_tls: Default::default(),
-            external_addr: PLACEHOLDER_EXTERNAL_ADDR,
-            hub: None,
-            tag: None,
-        })
-        .unwrap()
+        plan(&PlanOptions::new(NEWEST, installer, remotes)).unwrap()
     }
 
     /// Discovery as a cluster without Istio's CRDs answers it.

@@ -483,14 +483,12 @@ async fn preflight_names_a_missing_node_image_and_how_to_provide_it() {
 /// The plan a suite would make for `topology` (providers check it in their preflight).
 fn plan_for(topology: &Topology) -> crate::install::Plan {
     let options = crate::install::PlanOptions {
-        istio: crate::version::NEWEST,
-        installer: crate::install::Installer::Istioctl,
-        remotes: topology.remotes().count(),
         network_mode: topology.network_mode,
-        gateway_tls: Default::default(),
-        external_addr: crate::topology::PLACEHOLDER_EXTERNAL_ADDR,
-        hub: None,
-        tag: None,
+        ..crate::install::PlanOptions::new(
+            crate::version::NEWEST,
+            crate::install::Installer::Istioctl,
+            topology.remotes().count(),
+        )
     };
     crate::install::plan(&options).unwrap()
 }
