@@ -2,27 +2,16 @@
 //! `cargo xtask test`, which provides both; without them these tests fail (they never
 //! skip) with a message saying so.
 
+mod kube_support;
+
+use kube_support::{assert_gone, labelled};
 use std::collections::BTreeSet;
 
-use ecp_harness::cluster::docker::{self, Labelled};
+use ecp_harness::cluster::docker;
 use ecp_harness::cluster::{ApiserverOptions, ApiserverRun, RUN_ID_LABEL, RunId};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::ListParams;
-
-async fn labelled(run: &RunId) -> Labelled {
-    let d = docker::connect().await.expect("docker");
-    docker::list_labelled(&d, &docker::run_filter(run)).await.expect("list labelled")
-}
-
-fn assert_gone(what: &Labelled, run: &RunId) {
-    assert!(
-        what.is_empty(),
-        "run {run} left behind containers {:?} and networks {:?}",
-        what.containers.iter().map(|c| &c.name).collect::<Vec<_>>(),
-        what.networks.iter().map(|n| &n.name).collect::<Vec<_>>()
-    );
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_cluster_serves_the_api_with_its_own_ca() {

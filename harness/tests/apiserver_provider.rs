@@ -4,13 +4,14 @@
 //! provider.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failure is a test failure
+mod kube_support;
 
-use ecp_harness::cluster::docker::{self, Labelled};
 use ecp_harness::cluster::{
     ApiserverOptions, ApiserverProvider, ClusterError, Provided, Provider, RunId,
 };
 use ecp_harness::execute::ClusterAccess;
 use ecp_harness::topology::{NetworkMode, Topology};
+use kube_support::{assert_gone, labelled};
 
 /// The plan a suite would make for `topology` (providers check it in their preflight).
 fn plan_for(topology: &Topology) -> ecp_harness::install::Plan {
@@ -23,20 +24,6 @@ fn plan_for(topology: &Topology) -> ecp_harness::install::Plan {
         )
     };
     ecp_harness::install::plan(&options).unwrap()
-}
-
-async fn labelled(run: &RunId) -> Labelled {
-    let d = docker::connect().await.expect("docker");
-    docker::list_labelled(&d, &docker::run_filter(run)).await.expect("list labelled")
-}
-
-fn assert_gone(what: &Labelled, run: &RunId) {
-    assert!(
-        what.is_empty(),
-        "run {run} left behind containers {:?} and networks {:?}",
-        what.containers.iter().map(|c| &c.name).collect::<Vec<_>>(),
-        what.networks.iter().map(|n| &n.name).collect::<Vec<_>>()
-    );
 }
 
 /// What the suite does with any provider before installing: preflight, start, then

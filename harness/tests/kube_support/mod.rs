@@ -10,7 +10,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ecp_harness::cluster::{ApiserverOptions, ApiserverRun, docker};
+use ecp_harness::cluster::docker::Labelled;
+use ecp_harness::cluster::{ApiserverOptions, ApiserverRun, RunId, docker};
 use ecp_harness::kube::apply::{ApplyOptions, ApplyReport, apply_yaml};
 use ecp_harness::kube::wait;
 use ipnet::Ipv4Net;
@@ -24,6 +25,22 @@ pub async fn start(names: &[&str]) -> ApiserverRun {
     ApiserverRun::start(ApiserverOptions::named(names.iter().copied()))
         .await
         .unwrap_or_else(|e| panic!("starting clusters {names:?} (run via `cargo xtask test`): {e}"))
+}
+
+/// Everything on Docker labelled with the run id.
+pub async fn labelled(run: &RunId) -> Labelled {
+    let d = docker::connect().await.expect("docker");
+    docker::list_labelled(&d, &docker::run_filter(run)).await.expect("list labelled")
+}
+
+/// Nothing of the run is left on Docker.
+pub fn assert_gone(what: &Labelled, run: &RunId) {
+    assert!(
+        what.is_empty(),
+        "run {run} left behind containers {:?} and networks {:?}",
+        what.containers.iter().map(|c| &c.name).collect::<Vec<_>>(),
+        what.networks.iter().map(|n| &n.name).collect::<Vec<_>>()
+    );
 }
 
 /// Applies YAML and panics with the apply error on failure.
