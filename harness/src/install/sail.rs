@@ -201,10 +201,11 @@ fn external_istiod_values(v: &InstallValues, revision: Revision) -> InstallValue
     }
     if let Some(volumes) = pilot["volumes"].as_array_mut() {
         for volume in volumes {
-            if let Some(name) = volume["configMap"]["name"].as_str() {
-                if name == SHARED_MESH_CONFIG || name == INJECTOR_CONFIG_MAP {
-                    volume["configMap"]["name"] = json!(revision.name(name));
-                }
+            let name = volume["configMap"]["name"].as_str().map(str::to_string);
+            if let Some(name) =
+                name.filter(|n| [SHARED_MESH_CONFIG, INJECTOR_CONFIG_MAP].contains(&n.as_str()))
+            {
+                volume["configMap"]["name"] = json!(revision.name(&name));
             }
         }
     }
@@ -365,7 +366,7 @@ fn gateway(
     Ok(vec![Action::Apply { file, namespace: None }])
 }
 
-/// The objects of [`gateway`].
+/// The objects of one gateway (the module docs: injected, with Service, account, Role).
 pub fn gateway_manifests(g: &GatewayValues, revision: Option<&str>) -> Vec<Value> {
     let (name, ns) = (g.name, g.namespace);
     let labels = g.labels();
