@@ -14,9 +14,10 @@ pub struct InstallArgs {
     /// `--istio 1.32.0-dev --hub H --tag T --istioctl PATH`. `plan` takes one.
     #[arg(long = "istio", value_name = "V1,V2,...", value_delimiter = ',', default_values_t = [NEWEST.to_string()])]
     pub istio: Vec<String>,
-    /// Installer backend: `istioctl` (IstioOperator files, the guide's form) or `helm`
-    /// (Istio's charts with values files).
-    #[arg(long, value_name = "istioctl|helm", default_value_t = Installer::Istioctl)]
+    /// Installer backend: `istioctl` (IstioOperator files, the guide's form), `helm`
+    /// (Istio's charts with values files) or `sail` (the Sail operator's `Istio` and
+    /// `IstioCNI` resources; Istio 1.24.0 to 1.30.3).
+    #[arg(long, value_name = "istioctl|helm|sail", default_value_t = Installer::Istioctl)]
     pub installer: Installer,
     /// Remote clusters, the config cluster included (1 = external + config; 2 adds
     /// remote2 running helloworld v2, needed by the multi_remote scenario).

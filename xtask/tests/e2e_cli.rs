@@ -131,7 +131,7 @@ fn help_documents_every_option() {
     let help = String::from_utf8_lossy(&out.stdout);
     for option in [
         "--istio <V1,V2,...>",
-        "--installer <istioctl|helm>",
+        "--installer <istioctl|helm|sail>",
         "--remotes <N>",
         "--keep",
         "--reuse",

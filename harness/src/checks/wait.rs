@@ -8,7 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::Client;
-use kube::api::Api;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 
 use super::{CheckFailed, failed};
 use crate::install::WaitCondition;
@@ -31,6 +31,26 @@ impl WaitCondition {
             WaitCondition::PodsReady { namespace, selector, containers, .. } => {
                 format!("pods {selector} in {namespace} {containers}/{containers} Running")
             }
+            WaitCondition::ResourceReady { kind, namespace, name, .. } => match namespace {
+                Some(ns) => format!("{kind} {ns}/{name} Ready"),
+                None => format!("{kind} {name} Ready"),
+            },
+        }
+    }
+
+    /// The API of a [`WaitCondition::ResourceReady`]'s kind (plural guessed from the
+    /// kind, as kube does: `istios`, `istiocnis`).
+    fn dynamic_api(
+        client: &Client,
+        group: &str,
+        version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Api<DynamicObject> {
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+        match namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+            None => Api::all_with(client.clone(), &ar),
         }
     }
 
@@ -68,6 +88,12 @@ impl WaitCondition {
                 wait::until_all(cluster, &api, selector, &what, ready, timeout).await?;
                 Ok(None)
             }
+            WaitCondition::ResourceReady { group, version, kind, namespace, name } => {
+                let api = Self::dynamic_api(client, group, version, kind, namespace.as_deref());
+                let ready = conditions::ready_condition();
+                wait::until(cluster, &api, name, &what, ready, timeout).await?;
+                Ok(None)
+            }
         }
     }
 
@@ -95,6 +121,10 @@ impl WaitCondition {
                     *sidecar,
                 )
                 .await
+            }
+            WaitCondition::ResourceReady { group, version, kind, namespace, name } => {
+                let api = Self::dynamic_api(client, group, version, kind, namespace.as_deref());
+                self.holds(cluster, &api, name, conditions::ready_condition()).await
             }
         }
     }

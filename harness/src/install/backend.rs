@@ -4,8 +4,7 @@
 //! files, actions and undo actions, and declares what it [`Needs`] on the machine, so
 //! that a preflight reads that declaration instead of the plan's command lines.
 //!
-//! Adding a backend (the Sail operator is next, procedure.md "Sail operator
-//! backend"): one file implementing [`InstallerBackend`] (`istioctl.rs` is the short
+//! Adding a backend: one file implementing [`InstallerBackend`] (`istioctl.rs` is the short
 //! example, `helm.rs` the one with charts), one variant of [`Installer`] with its
 //! name in [`Installer::name`], [`Installer::ALL`] and [`Installer::backend`].
 
@@ -17,8 +16,9 @@ use serde_json::Value;
 
 use super::plan::{Action, PlanError, PlanFile, PlanOptions, Program};
 use super::values::{self, GatewayValues, InstallValues};
-use super::{helm, istioctl};
+use super::{helm, istioctl, sail};
 use crate::topology::{ClusterSpec, EXTERNAL_ISTIOD_NAMESPACE};
+use crate::version::IstioVersion;
 
 /// The program that installs Istio's charts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -29,11 +29,14 @@ pub enum Installer {
     Istioctl,
     /// `helm upgrade --install` of Istio's charts with values files.
     Helm,
+    /// The Sail operator's `Istio` and `IstioCNI` resources (procedure.md "Sail
+    /// operator backend").
+    Sail,
 }
 
 impl Installer {
     /// Every backend, in the order help texts list them.
-    pub const ALL: [Installer; 2] = [Installer::Istioctl, Installer::Helm];
+    pub const ALL: [Installer; 3] = [Installer::Istioctl, Installer::Helm, Installer::Sail];
 
     /// The name users type (`--installer istioctl`) and reports show: the one
     /// mapping between a backend and its name.
@@ -41,6 +44,7 @@ impl Installer {
         match self {
             Self::Istioctl => "istioctl",
             Self::Helm => "helm",
+            Self::Sail => "sail",
         }
     }
 
@@ -50,10 +54,11 @@ impl Installer {
         match self {
             Self::Istioctl => &istioctl::Istioctl,
             Self::Helm => &helm::Helm,
+            Self::Sail => &sail::Sail,
         }
     }
 
-    /// Every name, `istioctl|helm`: the value name of `--installer` in help texts.
+    /// Every name, `istioctl|helm|sail`: the value name of `--installer` in help texts.
     pub fn value_name() -> &'static str {
         static NAMES: LazyLock<String> =
             LazyLock::new(|| Installer::ALL.map(Installer::name).join("|"));
@@ -72,7 +77,8 @@ impl FromStr for Installer {
     fn from_str(s: &str) -> Result<Self, String> {
         Self::ALL.into_iter().find(|i| i.name() == s).ok_or_else(|| {
             let names: Vec<&str> = Self::ALL.iter().map(|i| i.name()).collect();
-            format!("unknown installer `{s}`: expected {}", names.join(" or "))
+            let (last, rest) = names.split_last().unwrap_or((&"", &[]));
+            format!("unknown installer `{s}`: expected {} or {last}", rest.join(", "))
         })
     }
 }
@@ -93,6 +99,49 @@ pub trait InstallerBackend: Sync {
     /// What plans made with this backend for `opts` need before anything is created:
     /// declared here, read by the preflight.
     fn needs(&self, opts: &PlanOptions) -> Needs;
+
+    /// Refuses, at plan time, an Istio version this backend installs no release of
+    /// ([`PlanError::NotInstallable`]). Every version by default.
+    fn check_version(&self, _istio: IstioVersion) -> Result<(), PlanError> {
+        Ok(())
+    }
+
+    /// The revision the external istiod and the remote profiles are installed as.
+    /// `None` (istioctl, Helm) is the default revision, whose objects carry no
+    /// revision in their names (`istiod`, `istio-sidecar-injector-external-istiod`);
+    /// with a revision `R` the charts name them `istiod-R`,
+    /// `istio-sidecar-injector-R-external-istiod`, and the procedure follows
+    /// ([`Revision`]).
+    fn revision(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+/// The names the charts give the external istiod's objects for a revision (`None`:
+/// the default revision): the chart appends `-<revision>` to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revision(pub Option<&'static str>);
+
+impl Revision {
+    /// `name` as the chart names it for this revision: `name-<revision>`.
+    pub fn name(self, name: &str) -> String {
+        match self.0 {
+            Some(r) => format!("{name}-{r}"),
+            None => name.to_string(),
+        }
+    }
+
+    /// istiod's Deployment, Service and service account: `istiod[-<revision>]`.
+    pub fn istiod(self) -> String {
+        self.name("istiod")
+    }
+
+    /// A webhook configuration of the remote profile in `external-istiod`:
+    /// `<base>[-<revision>]-external-istiod` (`base` is `istio-sidecar-injector` or
+    /// `istio-validator`).
+    pub fn webhook_config(self, base: &str) -> String {
+        format!("{}-{EXTERNAL_ISTIOD_NAMESPACE}", self.name(base))
+    }
 }
 
 /// What the procedure asks an installer for, with its neutral values.
@@ -274,8 +323,10 @@ mod tests {
         for installer in Installer::ALL {
             let needs = installer.backend().needs(&PlanOptions { installer, ..opts.clone() });
             let names: Vec<&str> = needs.programs.iter().map(|p| p.as_str()).collect();
-            assert_eq!(names, [installer.name()]);
+            // Sail's operator is installed from its Helm chart.
+            let program = if installer == Installer::Sail { "helm" } else { installer.name() };
+            assert_eq!(names, [program]);
         }
-        assert_eq!(Installer::value_name(), "istioctl|helm");
+        assert_eq!(Installer::value_name(), "istioctl|helm|sail");
     }
 }

@@ -1,5 +1,5 @@
 //! The procedure of procedure.md as ordered, typed steps: [`plan()`] turns
-//! [`PlanOptions`] into a [`Plan`] (steps, actions, files) for either installer
+//! [`PlanOptions`] into a [`Plan`] (steps, actions, files) for any installer
 //! backend, offline. The executor runs a plan against clusters.
 //!
 //! - [`plan`](mod@plan): the model (options, steps, actions, files, errors).
@@ -7,8 +7,9 @@
 //! - `steps`: one function per step of the guide; each asks for [`Component`]s.
 //! - [`backend`]: the [`InstallerBackend`] trait, [`Component`], [`Needs`], and
 //!   [`Installer`], the one mapping from a name to a backend.
-//! - `istioctl` / `helm`: the backends (IstioOperator files and `istioctl` command
-//!   lines; values files and `helm` command lines).
+//! - `istioctl` / `helm` / [`sail`]: the backends (IstioOperator files and
+//!   `istioctl` command lines; values files and `helm` command lines; the Sail
+//!   operator's `Istio` and `IstioCNI` resources).
 //! - `render`: the plan as text, JSON and files on disk.
 
 pub mod backend;
@@ -16,12 +17,13 @@ mod helm;
 mod istioctl;
 pub mod plan;
 mod render;
+pub mod sail;
 mod steps;
 #[cfg(test)]
 mod tests;
 pub mod values;
 
-pub use backend::{Component, Installer, InstallerBackend, Needs, Repository, Target};
+pub use backend::{Component, Installer, InstallerBackend, Needs, Repository, Revision, Target};
 pub use helm::{SKIP_SCHEMA_VALIDATION, SKIP_SCHEMA_VALIDATION_SINCE};
 pub use plan::{
     Action, Check, GatewayTls, Plan, PlanError, PlanFile, PlanOptions, Program, Step, StepPhase,
@@ -38,6 +40,7 @@ use crate::topology::Topology;
 /// of procedure.md with every file they apply or pass to the installer.
 pub fn plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
     opts.istio.check_supported()?;
+    opts.installer.backend().check_version(opts.istio)?;
     if opts.external_addr.is_ipv6() && !opts.istio.accepts_ipv6_remote_address() {
         return Err(PlanError::Ipv6ExternalAddr { istio: opts.istio, addr: opts.external_addr });
     }

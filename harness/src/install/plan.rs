@@ -253,6 +253,17 @@ pub enum WaitCondition {
     PodsReady { namespace: String, selector: String, containers: u32, sidecar: bool },
     /// A ConfigMap exists (e.g. `istio-ca-root-cert`, written by istiod).
     ConfigMapExists { namespace: String, name: String },
+    /// A custom resource reports the condition `Ready` with status `True` (the Sail
+    /// operator's `Istio` and `IstioCNI`, procedure.md "Sail operator backend").
+    /// `namespace` is `None` for a cluster-scoped kind.
+    ResourceReady {
+        group: String,
+        version: String,
+        kind: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+        name: String,
+    },
 }
 
 /// The kind of an admission webhook configuration.
@@ -320,6 +331,12 @@ pub enum PlanError {
          client can call; use an IPv4 address, or Istio 1.30 or later"
     )]
     Ipv6ExternalAddr { istio: IstioVersion, addr: IpAddr },
+    /// The chosen backend installs no release of this Istio version (the Sail
+    /// operator installs 1.24.0 to 1.30.3, procedure.md "Sail operator backend").
+    #[error(
+        "Istio {istio} cannot be installed with --installer {installer}: it installs Istio {range}"
+    )]
+    NotInstallable { istio: IstioVersion, installer: Installer, range: String },
     #[error("cannot write the plan to {}: {error}", dir.display())]
     Write { dir: PathBuf, error: std::io::Error },
 }

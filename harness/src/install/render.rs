@@ -218,6 +218,10 @@ fn describe_wait(c: &WaitCondition) -> String {
         WaitCondition::ConfigMapExists { namespace, name } => {
             format!("config map {namespace}/{name}")
         }
+        WaitCondition::ResourceReady { kind, namespace, name, .. } => {
+            let ns = namespace.as_ref().map(|n| format!("{n}/")).unwrap_or_default();
+            format!("{kind} {ns}{name} to be Ready")
+        }
     }
 }
 

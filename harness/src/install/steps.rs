@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 
-use super::backend::{Component, Target};
+use super::backend::{Component, Revision, Target};
 use super::plan::{
     Action, Check, GatewayTls, Plan, PlanError, PlanFile, PlanOptions, Step, StepPhase,
     WaitCondition,
@@ -35,8 +35,6 @@ pub const NETWORK_LABEL: &str = "topology.istio.io/network";
 pub const CONTROL_PLANE_CLUSTERS_ANNOTATION: &str = "topology.istio.io/controlPlaneClusters";
 /// The service account the guide creates beside the external istiod.
 pub const ISTIOD_SERVICE_ACCOUNT: &str = "istiod-service-account";
-/// istiod's fully qualified Service name as the gateway routes to it.
-pub const ISTIOD_HOST: &str = "istiod.external-istiod.svc.cluster.local";
 /// The root certificate config map istiod writes into every mesh namespace.
 pub const ROOT_CERT_CONFIG_MAP: &str = "istio-ca-root-cert";
 
@@ -158,6 +156,11 @@ impl<'a> Planner<'a> {
         Ok(actions)
     }
 
+    /// The revision the chosen backend installs istiod as ([`Revision`]).
+    fn revision(&self) -> Revision {
+        Revision(self.opts.installer.backend().revision())
+    }
+
     /// A remote secret for `source` in the external cluster (steps 3 and 8): the
     /// token Secret in the source cluster, the Secret template for the external one.
     fn create_remote_secret(
@@ -167,7 +170,13 @@ impl<'a> Planner<'a> {
         secret_type: SecretType,
     ) -> Result<Action, PlanError> {
         let external = self.topology.external().name.clone();
-        let service_account = secret_type.default_service_account();
+        // The config secret's account is istiod's, named after the revision (Sail:
+        // `istiod-<revision>`, procedure.md "Sail operator backend").
+        let service_account = match secret_type {
+            SecretType::Config => self.revision().istiod(),
+            SecretType::Remote => secret_type.default_service_account().to_string(),
+        };
+        let service_account = service_account.as_str();
         let server = super::plan::api_server_placeholder(&source.name);
         let secret =
             RemoteSecret::new(&source.cluster_id, secret_type, &server, EXTERNAL_ISTIOD_NAMESPACE)?;
@@ -270,7 +279,42 @@ fn remote_profile_checks(p: &Planner<'_>, config: bool) -> Vec<Action> {
     } else {
         Check::remote_profile(istio, addr)
     };
-    checks.into_iter().map(|check| Action::Verify { check }).collect()
+    let revision = p.revision();
+    checks
+        .into_iter()
+        .filter_map(|check| revisioned_check(check, revision))
+        .map(|check| Action::Verify { check })
+        .collect()
+}
+
+/// A remote-profile check for the names the charts give `revision`: the webhook
+/// configurations `<base>-<revision>-external-istiod` (the injector then has the two
+/// revision webhooks; the four of the guide's are in the default tag's), the config
+/// maps `<name>-<revision>`. Not yet the istiod address (its check reads the Service
+/// `istiod`, the revision's is `istiod-<revision>`): left out for a revision.
+fn revisioned_check(check: Check, revision: Revision) -> Option<Check> {
+    if revision.0.is_none() {
+        return Some(check);
+    }
+    Some(match check {
+        Check::WebhookConfigurationExists { kind, name, min_webhooks } => {
+            let base = name.strip_suffix(&format!("-{EXTERNAL_ISTIOD_NAMESPACE}")).unwrap_or(&name);
+            let min_webhooks = match kind {
+                super::plan::WebhookKind::Mutating => min_webhooks.min(2),
+                super::plan::WebhookKind::Validating => min_webhooks,
+            };
+            Check::WebhookConfigurationExists {
+                kind,
+                name: revision.webhook_config(base),
+                min_webhooks,
+            }
+        }
+        Check::ConfigMapExists { namespace, name } => {
+            Check::ConfigMapExists { namespace, name: revision.name(&name) }
+        }
+        Check::IstiodAddress { .. } => return None,
+        other => other,
+    })
 }
 
 /// 3. External cluster: namespace `external-istiod`, service account
@@ -356,7 +400,7 @@ fn install_external_istiod(p: &mut Planner<'_>) -> Result<(), PlanError> {
     let config = p.topology.config().clone();
     let istiod = Component::external_istiod(p.opts, &config);
     let mut actions = p.install((4, ID), &external, &istiod)?;
-    actions.push(wait_deployment(EXTERNAL_ISTIOD_NAMESPACE, "istiod"));
+    actions.push(wait_deployment(EXTERNAL_ISTIOD_NAMESPACE, &p.revision().istiod()));
     let no_mention = Check::webhooks_do_not_mention(EXTERNAL_ISTIOD_NAMESPACE);
     actions.push(Action::Verify { check: no_mention });
     p.step(
@@ -378,12 +422,13 @@ fn route_gateway_to_istiod(p: &mut Planner<'_>) -> Result<(), PlanError> {
     const ID: &str = "route-gateway-to-istiod";
     let external = p.topology.external().name.clone();
     let mut actions = Vec::new();
+    let host = istiod_host(p.revision());
     let docs = match p.opts.gateway_tls {
-        GatewayTls::Passthrough => passthrough_routing(),
+        GatewayTls::Passthrough => passthrough_routing(&host),
         GatewayTls::Simple => {
             let secret = format!("{external}/gateway-tls-secret.yaml");
             actions.push(p.apply(5, &external, &secret, None));
-            simple_routing()
+            simple_routing(&host)
         }
     };
     let file = p.yaml(ID, &format!("{external}/external-istiod-gw.yaml"), &docs)?;
@@ -401,8 +446,14 @@ fn route_gateway_to_istiod(p: &mut Planner<'_>) -> Result<(), PlanError> {
     Ok(())
 }
 
-/// The doc test's and Sail's variant: TLS passed through to istiod.
-fn passthrough_routing() -> Vec<Value> {
+/// istiod's fully qualified Service name for `revision`, as the gateway routes to it
+/// (`istiod.external-istiod.svc.cluster.local` for the default revision).
+fn istiod_host(revision: Revision) -> String {
+    format!("{}.{EXTERNAL_ISTIOD_NAMESPACE}.svc.cluster.local", revision.istiod())
+}
+
+/// The doc test's and Sail's variant: TLS passed through to istiod at `host`.
+fn passthrough_routing(host: &str) -> Vec<Value> {
     let server = |port: u16, name: &str| {
         json!({
             "port": { "number": port, "protocol": "tls", "name": name },
@@ -413,7 +464,7 @@ fn passthrough_routing() -> Vec<Value> {
     let route = |port: u16, to: u16| {
         json!({
             "match": [{ "port": port, "sniHosts": ["*"] }],
-            "route": [{ "destination": { "host": ISTIOD_HOST, "port": { "number": to } } }],
+            "route": [{ "destination": { "host": host, "port": { "number": to } } }],
         })
     };
     vec![
@@ -432,7 +483,7 @@ fn passthrough_routing() -> Vec<Value> {
 /// plugged-in `cacerts`), so the DestinationRule names the gateway's own TLS Secret as
 /// its credential: for SIMPLE a gateway reads only the CA from it (`<name>-cacert`,
 /// else `ca.crt` of `<name>`, in the gateway's namespace), which is the harness's CA.
-fn simple_routing() -> Vec<Value> {
+fn simple_routing(host: &str) -> Vec<Value> {
     let server = |port: u16, name: &str| {
         json!({
             "port": { "number": port, "protocol": "https", "name": name },
@@ -443,7 +494,7 @@ fn simple_routing() -> Vec<Value> {
     let route = |port: u16, to: u16| {
         json!({
             "match": [{ "port": port }],
-            "route": [{ "destination": { "host": ISTIOD_HOST, "port": { "number": to } } }],
+            "route": [{ "destination": { "host": host, "port": { "number": to } } }],
         })
     };
     let upstream_tls = json!({ "mode": "SIMPLE", "credentialName": GATEWAY_TLS_SECRET });
@@ -455,7 +506,7 @@ fn simple_routing() -> Vec<Value> {
             "kind": "DestinationRule",
             "metadata": { "name": "external-istiod-dr", "namespace": EXTERNAL_ISTIOD_NAMESPACE },
             "spec": {
-                "host": ISTIOD_HOST,
+                "host": host,
                 "trafficPolicy": { "portLevelSettings": [
                     {
                         "port": { "number": XDS_PORT },
@@ -517,7 +568,11 @@ fn deploy_sample_application(p: &mut Planner<'_>) -> Result<(), PlanError> {
 /// Namespace `sample` (injection on), the helloworld Service and `helloworld-<v>`,
 /// and a wait for its pods with sidecars.
 fn deploy_helloworld(p: &mut Planner<'_>, step: u8, cluster: &str, version: &str) -> Vec<Action> {
-    let injection = labels(&[("istio-injection", "enabled")]);
+    // Sail labels the revision instead (procedure.md step 6).
+    let injection = match p.revision().0 {
+        Some(revision) => labels(&[("istio.io/rev", revision)]),
+        None => labels(&[("istio-injection", "enabled")]),
+    };
     let ns = p.create_namespace(step, cluster, SAMPLE_NAMESPACE, injection, labels(&[]));
     let manifest = format!(
         "{}---\n{}",

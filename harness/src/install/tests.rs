@@ -157,11 +157,15 @@ fn every_version() -> Vec<String> {
     versions
 }
 
+/// Every backend's plans for [`every_version`] it installs (Sail: 1.24.0 to 1.30.3).
 fn every_plan() -> Vec<Plan> {
     let mut plans = Vec::new();
-    for installer in [Installer::Istioctl, Installer::Helm] {
+    for installer in Installer::ALL {
         for version in every_version() {
             let version = version.as_str();
+            if installer.backend().check_version(version.parse().unwrap()).is_err() {
+                continue;
+            }
             for remotes in [1, 2, 3] {
                 for tls in [GatewayTls::Passthrough, GatewayTls::Simple] {
                     plans.push(plan(&opts(installer, version, remotes, tls)).unwrap());
@@ -736,7 +740,7 @@ fn installer_names_round_trip() {
     }
     assert_eq!(
         "kubectl".parse::<Installer>().unwrap_err(),
-        "unknown installer `kubectl`: expected istioctl or helm"
+        "unknown installer `kubectl`: expected istioctl, helm or sail"
     );
 }
 
@@ -890,10 +894,10 @@ fn workload_duplicates(doc: &Value) -> Vec<String> {
     found
 }
 
-/// The chart values a plan file passes to istiod's chart: an IstioOperator's
-/// `spec.values`, or a Helm values file.
+/// The chart values a plan file passes to istiod's chart: an IstioOperator's or a
+/// Sail `Istio`'s `spec.values`, or a Helm values file.
 fn chart_values(path: &str, doc: &Value) -> Option<Value> {
-    if doc["kind"] == "IstioOperator" {
+    if doc["kind"] == "IstioOperator" || doc["kind"] == "Istio" {
         Some(doc["spec"]["values"].clone())
     } else if path.ends_with("-values.yaml") {
         Some(doc.clone())
@@ -983,11 +987,153 @@ fn the_config_cluster_gets_the_default_revision(
     let p = plan_for(installer, version, 2);
     for path in ["config/remote-config-cluster", "remote2/remote-config-cluster"] {
         let file = match installer {
-            Installer::Istioctl => format!("{path}.yaml"),
+            Installer::Istioctl | Installer::Sail => format!("{path}.yaml"),
             Installer::Helm => format!("{path}-values.yaml"),
         };
         let doc: Value = serde_saphyr::from_str(&p.file(&file).unwrap().contents).unwrap();
         let values = chart_values(&file, &doc).unwrap();
         assert_eq!(values["defaultRevision"], "default", "{version} {file}");
+    }
+}
+
+/// The Sail plan for the newest patch of every minor it installs (1.30 stops at
+/// 1.30.3, the newest the Sail releases of procedure.md's table install), with one
+/// and two remotes.
+#[rstest]
+fn sail_plan_snapshots(
+    #[values("1.24.6", "1.25.5", "1.26.8", "1.27.9", "1.28.10", "1.29.7", "1.30.3")] version: &str,
+    #[values(1, 2)] remotes: usize,
+) {
+    snapshot(Installer::Sail, version, remotes, GatewayTls::Passthrough);
+}
+
+/// Every minor of `RELEASES` that Sail installs has a snapshot above.
+#[test]
+fn sail_snapshots_cover_every_installable_minor() {
+    let covered = [24, 25, 26, 27, 28, 29, 30];
+    for v in crate::version::RELEASES {
+        let installable = sail::release_for(IstioVersion::new(1, v.minor, 0)).is_some();
+        assert_eq!(installable, covered.contains(&v.minor), "{v}");
+    }
+}
+
+/// Versions no Sail release installs are refused at plan time, naming the range.
+#[test]
+fn sail_refuses_versions_outside_its_table() {
+    for version in ["1.22.8", "1.23.6", "1.31.0", "1.30.4"] {
+        let err = plan(&opts(Installer::Sail, version, 1, GatewayTls::Passthrough)).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, PlanError::NotInstallable { .. }), "{msg}");
+        assert!(msg.contains(&format!("Istio {version}")), "{msg}");
+        assert!(msg.contains("--installer sail"), "{msg}");
+        assert!(msg.contains("1.24.0 to 1.30.3"), "{msg}");
+    }
+}
+
+/// The acceptance for Sail: `--istio 1.30.3` writes `Istio` and `IstioCNI`
+/// resources carrying the procedure's values, and the procedure follows the
+/// revision (remote secret account, sample label, istiod's names).
+#[test]
+fn sail_plan_writes_istio_and_istio_cni_resources() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = plan_for(Installer::Sail, "1.30.3", 2);
+    p.write(dir.path()).unwrap();
+    let all = |path: &str| std::fs::read_to_string(dir.path().join(path)).unwrap();
+    let config = all("config/remote-config-cluster.yaml");
+    for v in [
+        "apiVersion: sailoperator.io/v1",
+        "kind: Istio",
+        "name: external-istiod",
+        "version: v1.30.3",
+        "profile: remote",
+        "configCluster: true",
+        "configMap: true",
+        "injectionPath: /inject/cluster/remote1/net/network1",
+        "remotePilotAddress: \"192.0.2.10\"",
+        "defaultRevision: external-istiod",
+    ] {
+        assert!(config.contains(v), "{v} missing:\n{config}");
+    }
+    let remote2 = all("remote2/remote-config-cluster.yaml");
+    assert!(remote2.contains("injectionPath: /inject/cluster/remote2/net/network2"));
+    assert!(!remote2.contains("configCluster"), "{remote2}");
+    for cluster in ["config", "remote2"] {
+        let cni = all(&format!("{cluster}/istio-cni.yaml"));
+        assert!(cni.contains("kind: IstioCNI") && cni.contains("namespace: istio-cni"), "{cni}");
+    }
+    let istiod = all("external/istiod.yaml");
+    for v in [
+        "kind: Istio",
+        "profile: empty",
+        "externalIstiod: true",
+        "LOCAL_CLUSTER_SECRET_WATCHER: \"true\"",
+        "SHARED_MESH_CONFIG: istio",
+        "INJECTION_WEBHOOK_CONFIG_NAME: istio-sidecar-injector-external-istiod-external-istiod",
+        "VALIDATION_WEBHOOK_CONFIG_NAME: istio-validator-external-istiod-external-istiod",
+        "name: istio-external-istiod",
+        "name: istio-sidecar-injector-external-istiod",
+        "caAddress: 192.0.2.10:15012",
+        "discoveryAddress: 192.0.2.10:15012",
+        "mountPath: /etc/istio/config",
+        "mountPath: /var/lib/istio/inject",
+        "rootNamespace: external-istiod",
+        "operatorManageWebhooks: true",
+        "configValidation: false",
+        "meshID: mesh1",
+        "clusterName: remote1",
+    ] {
+        assert!(istiod.contains(v), "{v} missing:\n{istiod}");
+    }
+    assert!(all("external/gateway-mesh.yaml").contains("name: default"));
+    let gw = all("external/external-istiod-gw.yaml");
+    assert!(gw.contains("host: istiod-external-istiod.external-istiod.svc.cluster.local"), "{gw}");
+    let secret = p.steps.iter().flat_map(|s| &s.actions).find_map(|a| match a {
+        Action::CreateRemoteSecret { secret_type: SecretType::Config, service_account, .. } => {
+            Some(service_account.clone())
+        }
+        _ => None,
+    });
+    assert_eq!(secret.as_deref(), Some("istiod-external-istiod"));
+    let json = all("plan.json");
+    assert!(json.contains("\"istio.io/rev\": \"external-istiod\""), "sample namespace label");
+    assert!(!json.contains("istio-injection"));
+    assert!(json.contains("\"condition\": \"resource-ready\""));
+    assert!(json.contains("\"name\": \"istiod-external-istiod\""));
+}
+
+/// The operator is installed first on every cluster and uninstalled last.
+#[test]
+fn sail_operator_comes_first_and_goes_last_on_every_cluster() {
+    let p = plan_for(Installer::Sail, "1.30.3", 2);
+    for cluster in ["external", "config", "remote2"] {
+        let runs: Vec<(StepPhase, &Vec<String>)> = p
+            .steps
+            .iter()
+            .filter(|s| s.cluster == cluster)
+            .flat_map(|s| s.actions.iter().map(move |a| (s.phase, a)))
+            .filter_map(|(phase, a)| match a {
+                Action::Run { args, .. } => Some((phase, args)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(runs.len(), 2, "{cluster}: {runs:?}");
+        assert_eq!(runs[0].0, StepPhase::Install);
+        assert_eq!(runs[0].1[..3], ["upgrade", "--install", "sail-operator"]);
+        assert!(runs[0].1.contains(&"1.30.3".to_string()), "{:?}", runs[0].1);
+        assert_eq!(runs[1].0, StepPhase::Cleanup);
+        assert_eq!(runs[1].1[0], "uninstall");
+        let first_apply = p
+            .steps
+            .iter()
+            .filter(|s| s.cluster == cluster)
+            .flat_map(|s| &s.actions)
+            .position(|a| matches!(a, Action::Apply { .. }));
+        let install = p
+            .steps
+            .iter()
+            .filter(|s| s.cluster == cluster)
+            .flat_map(|s| &s.actions)
+            .position(|a| matches!(a, Action::Run { .. }));
+        assert!(install < first_apply, "{cluster}");
     }
 }

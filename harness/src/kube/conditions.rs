@@ -45,6 +45,19 @@ pub fn deployment_available() -> impl Condition<Deployment> + Copy {
     }
 }
 
+/// The object's `status.conditions` has `Ready` with status `True` (a custom
+/// resource read as untyped JSON, e.g. the Sail operator's `Istio`).
+pub fn ready_condition() -> impl Condition<::kube::api::DynamicObject> + Copy {
+    |obj: Option<&::kube::api::DynamicObject>| obj.is_some_and(|o| has_ready_condition(&o.data))
+}
+
+/// Whether `object` (a resource as JSON) reports the condition `Ready=True`.
+pub fn has_ready_condition(object: &serde_json::Value) -> bool {
+    object["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
 /// The Service has a LoadBalancer ingress IP ([`load_balancer_ip`]); a hostname
 /// alone does not count (the harness needs an address).
 pub fn has_load_balancer_ip() -> impl Condition<Service> + Copy {
@@ -159,6 +172,32 @@ impl Condition<Pod> for PodReady<'_> {
 pub(crate) mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Only `Ready` with status `True` counts: not another condition that is true,
+    /// not `Ready` that is false or unknown, not a resource without status.
+    #[test]
+    fn ready_condition_is_ready_true() {
+        let with =
+            |conditions: serde_json::Value| json!({ "status": { "conditions": conditions } });
+        assert!(has_ready_condition(&with(json!([
+            { "type": "Reconciled", "status": "True" },
+            { "type": "Ready", "status": "True" },
+        ]))));
+        assert!(!has_ready_condition(&with(json!([{ "type": "Ready", "status": "False" }]))));
+        assert!(!has_ready_condition(&with(json!([{ "type": "Ready", "status": "Unknown" }]))));
+        assert!(!has_ready_condition(&with(json!([{ "type": "Reconciled", "status": "True" }]))));
+        assert!(!has_ready_condition(&json!({ "spec": {} })));
+        let ar = ::kube::api::ApiResource::from_gvk(&::kube::api::GroupVersionKind::gvk(
+            "sailoperator.io",
+            "v1",
+            "Istio",
+        ));
+        let mut obj = ::kube::api::DynamicObject::new("default", &ar);
+        assert!(!ready_condition().matches_object(Some(&obj)));
+        obj.data = with(json!([{ "type": "Ready", "status": "True" }]));
+        assert!(ready_condition().matches_object(Some(&obj)));
+        assert!(!ready_condition().matches_object(None));
+    }
 
     pub(crate) fn pod(value: serde_json::Value) -> Pod {
         serde_json::from_value(value).unwrap()

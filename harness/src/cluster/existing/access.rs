@@ -299,6 +299,11 @@ impl Needs {
             WaitCondition::ConfigMapExists { namespace, .. } => {
                 self.add(WATCH_VERBS, "", "configmaps", Some(namespace));
             }
+            WaitCondition::ResourceReady { group, kind, namespace, .. } => {
+                // Sail's kinds: `istios`, `istiocnis` (plural as kube guesses it).
+                let resource = format!("{}s", kind.to_lowercase());
+                self.add(WATCH_VERBS, group, &resource, namespace.as_deref());
+            }
         }
     }
 
