@@ -161,3 +161,42 @@ fn a_malformed_registry_mirror_is_refused_before_anything_runs() {
     assert!(stderr.contains("expected REGISTRY=ENDPOINT"), "{stderr}");
     assert!(!stderr.contains("preflight"), "{stderr}");
 }
+
+/// `--provider existing`: a missing topology file and a context the kubeconfig does
+/// not have fail at once, naming the file, the cluster and the context; nothing is
+/// contacted and no report is written.
+#[test]
+fn existing_clusters_with_a_bad_file_or_context_fail_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = closed_port_url();
+    let missing = dir.path().join("nonexistent.yaml");
+    let args = ["--provider", "existing", "--topology", missing.to_str().unwrap()];
+    let (out, elapsed) = e2e(&args, dir.path(), &url);
+    assert!(!out.status.success());
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("nonexistent.yaml") && stderr.contains("cannot read"), "{stderr}");
+
+    // A kubeconfig naming an address nothing listens on: never contacted here.
+    std::fs::write(
+        dir.path().join("kc"),
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: \"https://127.0.0.1:9\"}\n\
+         contexts:\n- name: real\n  context: {cluster: c, user: u}\ncurrent-context: real\n\
+         users:\n- name: u\n  user: {token: placeholder}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("clusters.yaml"),
+        "- {role: external, name: external, kubeconfig: kc, context: real}\n\
+         - {role: config, name: config, kubeconfig: kc, context: nope, network: network1}\n",
+    )
+    .unwrap();
+    let args = ["--provider", "existing", "--topology", "clusters.yaml", "--report", "report"];
+    let (out, elapsed) = e2e(&args, dir.path(), &url);
+    assert!(!out.status.success());
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cluster config") && stderr.contains("context `nope`"), "{stderr}");
+    assert!(stderr.contains("it has: real"), "says which contexts there are: {stderr}");
+    assert!(!dir.path().join("report").exists(), "nothing ran: {stderr}");
+}
