@@ -144,9 +144,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         _ => None,
     };
     let options = options(&args, existing.as_ref().map(|(_, t)| t))?;
-    if args.parallel > 1 && existing.is_some() {
-        anyhow::bail!("--parallel: existing clusters hold one install at a time");
+    if existing.is_some() {
+        if args.parallel > 1 {
+            anyhow::bail!("--parallel: existing clusters hold one install at a time");
+        }
+        if args.keep && options.versions.len() > 1 {
+            anyhow::bail!(
+                "--keep with several versions: existing clusters hold one install at a time, \
+                 and a kept install would be in the next version's way"
+            );
+        }
     }
+    let interrupted = if existing.is_some() {
+        "interrupted: what the install created on the existing clusters is still there: run \
+         again with --force (its cleanup removes it), or delete the namespaces the plan names"
+    } else {
+        "interrupted: the run's clusters were removed (`cargo xtask down` removes anything \
+         left behind)"
+    };
     let rt = crate::runtime()?;
     let result = rt.block_on(async {
         let run = async {
@@ -163,11 +178,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         };
         tokio::select! {
             result = run => result.map_err(anyhow::Error::from),
-            // Dropping the runs removes their clusters.
-            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!(
-                "interrupted: the run's clusters were removed (`cargo xtask down` removes \
-                 anything left behind)"
-            )),
+            // Dropping the runs removes kind clusters; existing ones stay as they are.
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!(interrupted)),
         }
     });
     rt.block_on(forget_removed_runs());

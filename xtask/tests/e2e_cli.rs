@@ -199,4 +199,15 @@ fn existing_clusters_with_a_bad_file_or_context_fail_at_once() {
     assert!(stderr.contains("cluster config") && stderr.contains("context `nope`"), "{stderr}");
     assert!(stderr.contains("it has: real"), "says which contexts there are: {stderr}");
     assert!(!dir.path().join("report").exists(), "nothing ran: {stderr}");
+
+    // Existing clusters hold one install at a time: a kept one would be in the next
+    // version's way.
+    let file = dir.path().join("clusters.yaml");
+    let text = std::fs::read_to_string(&file).unwrap().replace("context: nope", "context: real");
+    std::fs::write(&file, text).unwrap();
+    let args = ["--provider", "existing", "--topology", "clusters.yaml", "--keep", "--istio"];
+    let (out, _) = e2e(&[&args[..], &["1.29.7,1.31.0"]].concat(), dir.path(), &url);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--keep with several versions"), "{stderr}");
 }
