@@ -304,3 +304,41 @@ async fn the_controller_manager_runs_the_promised_controllers() {
     let gone = await_condition(ns_api, "ctl", |n: Option<&Namespace>| n.is_none());
     tokio::time::timeout(LIMIT, gone).await.unwrap().unwrap();
 }
+
+/// The controller manager exits when the API server is slow to become healthy (1.20
+/// waits only 10 s): the entry script restarts it, so a killed one comes back and a
+/// new namespace still gets its `default` service account.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_controller_manager_that_exits_is_restarted() {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use kube::api::PostParams;
+    use kube::runtime::wait::await_condition;
+    use std::time::Duration;
+
+    let run = ApiserverRun::start(ApiserverOptions::numbered(1)).await.unwrap();
+    let cluster = &run.clusters()[0];
+    let (code, out) =
+        cluster.exec(&["busybox", "killall", "kube-controller-manager"]).await.unwrap();
+    assert_eq!(code, 0, "killall: {out}");
+    // The restart is logged by the entry script (bounded: 30 s).
+    let mut restarted = false;
+    for _ in 0..60 {
+        if cluster.logs().await.unwrap().contains("kube-controller-manager exited; restart 1 of 5")
+        {
+            restarted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(restarted, "no restart logged:\n{}", cluster.logs().await.unwrap());
+    let client = cluster.client().await.unwrap();
+    let ns: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "after-restart"}})).unwrap();
+    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.unwrap();
+    let sas: Api<ServiceAccount> = Api::namespaced(client, "after-restart");
+    let has_default = await_condition(sas, "default", |s: Option<&ServiceAccount>| s.is_some());
+    tokio::time::timeout(Duration::from_secs(60), has_default)
+        .await
+        .expect("the restarted controller manager makes the default service account")
+        .unwrap();
+}

@@ -215,21 +215,37 @@ async fn service_account_kubeconfig(
     );
     let path = dir.join(format!("{name}.kubeconfig"));
     ecp_harness::files::write_new(&path, text.as_bytes(), 0o600).unwrap();
-    // RBAC reaches the authorizer through an informer: wait (bounded) until the
-    // binding is in force, by a permission every rule set here grants.
+    // The token and RBAC reach the authenticator and authorizer through informers:
+    // wait (bounded) until the token is accepted (401 before) and the binding is in
+    // force, by a permission every rule set here grants.
     let sa = kubeconfig::client(name, &path).await.unwrap();
-    for _ in 0..50 {
-        if allowed(&sa, "list", "admissionregistration.k8s.io", "validatingwebhookconfigurations")
-            .await
-        {
-            return path;
+    let mut last = String::new();
+    for _ in 0..100 {
+        let answer = access_review(
+            &sa,
+            "list",
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations",
+        )
+        .await;
+        match answer {
+            Ok(true) => return path,
+            Ok(false) => last = "not allowed yet".into(),
+            Err(e) => last = e.to_string(),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("the ClusterRoleBinding of {name} did not take effect within 5s");
+    panic!("the token or ClusterRoleBinding of {name} did not take effect within 10s: {last}");
 }
 
-async fn allowed(client: &Client, verb: &str, group: &str, resource: &str) -> bool {
+/// A SelfSubjectAccessReview's answer, or why there is none (401 while a new token is
+/// not yet known to the API server).
+async fn access_review(
+    client: &Client,
+    verb: &str,
+    group: &str,
+    resource: &str,
+) -> Result<bool, kube::Error> {
     let review = SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
             resource_attributes: Some(ResourceAttributes {
@@ -243,8 +259,8 @@ async fn allowed(client: &Client, verb: &str, group: &str, resource: &str) -> bo
         ..Default::default()
     };
     let api = Api::<SelfSubjectAccessReview>::all(client.clone());
-    let answer = api.create(&PostParams::default(), &review).await.unwrap();
-    answer.status.is_some_and(|s| s.allowed)
+    let answer = api.create(&PostParams::default(), &review).await?;
+    Ok(answer.status.is_some_and(|s| s.allowed))
 }
 
 /// The ClusterRole rules granting everything the plan needs on `cluster` but `left_out`
