@@ -139,11 +139,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let istio = IstioVersion::parse_supported(first)?;
             let provider = ExistingProvider::from_file(file, &existing_options(&args, istio))
                 .map_err(|e| anyhow::anyhow!("--topology {}: {e}", file.display()))?;
-            Some((file.clone(), provider.topology().clone()))
+            Some(provider)
         }
         _ => None,
     };
-    let options = options(&args, existing.as_ref().map(|(_, t)| t))?;
+    let options = options(&args, existing.as_ref().map(ExistingProvider::topology))?;
     if existing.is_some() {
         if args.parallel > 1 {
             anyhow::bail!("--parallel: existing clusters hold one install at a time");
@@ -166,11 +166,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let result = rt.block_on(async {
         let run = async {
             match &existing {
-                Some((file, _)) => {
-                    let provider = |v| {
-                        ExistingProvider::from_file(file, &existing_options(&args, v))
-                            .map_err(|e| e.problem())
-                    };
+                Some(existing) => {
+                    let provider = |v| Ok(existing.with_options(&existing_options(&args, v)));
                     suite::run(&options, provider, say).await
                 }
                 None => suite::run(&options, |v| kind_provider(&args, v), say).await,

@@ -103,7 +103,7 @@ impl ExistingError {
 }
 
 /// Existing clusters, named by a topology file.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ExistingProvider {
     file: TopologyFile,
     credentials: Vec<ClusterCredentials>,
@@ -119,6 +119,12 @@ impl ExistingProvider {
         let credentials =
             file.clusters.iter().map(ClusterCredentials::load).collect::<Result<Vec<_>, _>>()?;
         Ok(Self { file, credentials, opts: opts.clone() })
+    }
+
+    /// The same clusters checked and used with other options (another Istio
+    /// version's Kubernetes range): the file and kubeconfigs are not read again.
+    pub fn with_options(&self, opts: &ExistingOptions) -> Self {
+        Self { opts: opts.clone(), ..self.clone() }
     }
 
     /// The topology the file describes; the run's plan is made for it.
