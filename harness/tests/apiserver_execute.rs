@@ -8,14 +8,11 @@
 mod kube_support;
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ecp_harness::cluster::{ApiserverRun, Provided};
-use ecp_harness::execute::command::Programs;
-use ecp_harness::execute::progress::ProgressMode;
-use ecp_harness::execute::{ClusterAccess, Clusters, ExecOptions, Phase, execute};
+use ecp_harness::execute::{Clusters, ExecOptions, Phase, execute};
 use ecp_harness::install::{
     Action, Check, Installer, Plan, PlanFile, PlanOptions, Program, Step, WaitCondition,
     WebhookKind,
@@ -25,7 +22,7 @@ use ecp_harness::topology::{NetworkMode, PLACEHOLDER_EXTERNAL_ADDR, Topology};
 use ecp_harness::version::NEWEST;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::Api;
-use kube_support::start;
+use kube_support::{executor_clusters, stand_in_exec_options, start};
 
 const NS: &str = "external-istiod";
 
@@ -90,23 +87,11 @@ fn plan(steps: Vec<Step>, files: Vec<PlanFile>) -> Plan {
 
 /// The clusters as the suite reaches any provider's: through the provider seam.
 async fn clusters(run: &ApiserverRun) -> Clusters {
-    let mut clusters = BTreeMap::new();
-    for c in Provided::clusters(run) {
-        clusters.insert(c.name.clone(), ClusterAccess::connect(&c).await.unwrap());
-    }
-    clusters
+    executor_clusters(&Provided::clusters(run)).await
 }
 
 fn options(dir: &Path) -> ExecOptions {
-    let istioctl = dir.join("fake-istioctl");
-    std::fs::write(&istioctl, FAKE_ISTIOCTL).unwrap();
-    std::fs::set_permissions(&istioctl, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let programs = Programs { istioctl, helm: None, helm_version: None, release_dir: None };
-    let mut opts = ExecOptions::new(dir.join("plan"), programs);
-    opts.progress = ProgressMode::Quiet;
-    opts.apply_timeout = Duration::from_secs(60);
-    opts.remote_secret_timeout = Duration::from_secs(60);
-    opts
+    stand_in_exec_options(dir, FAKE_ISTIOCTL)
 }
 
 fn install_plan() -> Plan {

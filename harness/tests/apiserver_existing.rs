@@ -23,26 +23,19 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ecp_harness::cluster::existing::access::{self, Resolved};
+use ecp_harness::cluster::existing::access::{self, Access, Resolved};
 use ecp_harness::cluster::existing::{ExistingOptions, ExistingProvider};
-use ecp_harness::cluster::{
-    ApiserverRun, Capabilities, Cleanup, Provided, ProvidedCluster, Provider, kubeconfig,
-};
-use ecp_harness::execute::command::Programs;
-use ecp_harness::execute::progress::ProgressMode;
-use ecp_harness::execute::{ClusterAccess, Clusters, ExecOptions, Phase, execute};
+use ecp_harness::cluster::{ApiserverRun, Capabilities, Cleanup, Provided, Provider, kubeconfig};
+use ecp_harness::execute::{Clusters, ExecOptions, Phase, execute};
 use ecp_harness::install::{self, Action, Check, Installer, Plan, PlanOptions};
 use ecp_harness::preflight::ProblemKind;
 use ecp_harness::topology::{NetworkMode, Topology};
 use ecp_harness::version::NEWEST;
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
-};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DynamicObject, ListParams, PostParams};
+use kube::api::{Api, DynamicObject, ListParams};
 use kube::discovery::{Scope, verbs};
 use kube::{Client, Resource};
-use kube_support::{apply, start};
+use kube_support::{apply, executor_clusters, stand_in_exec_options, start};
 
 /// `EXTERNAL_ISTIOD_ADDR` in the topology file: TEST-NET-1, never contacted (the
 /// stand-in installer renders nothing that points at it).
@@ -238,29 +231,22 @@ async fn service_account_kubeconfig(
     panic!("the token or ClusterRoleBinding of {name} did not take effect within 10s: {last}");
 }
 
-/// A SelfSubjectAccessReview's answer, or why there is none (401 while a new token is
-/// not yet known to the API server).
+/// A SelfSubjectAccessReview's answer (the preflight's own), or why there is none
+/// (401 while a new token is not yet known to the API server).
 async fn access_review(
     client: &Client,
     verb: &str,
     group: &str,
     resource: &str,
 ) -> Result<bool, kube::Error> {
-    let review = SelfSubjectAccessReview {
-        spec: SelfSubjectAccessReviewSpec {
-            resource_attributes: Some(ResourceAttributes {
-                verb: Some(verb.into()),
-                group: Some(group.into()),
-                resource: Some(resource.into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        ..Default::default()
+    let access = Access {
+        verb: verb.into(),
+        group: group.into(),
+        resource: resource.into(),
+        subresource: None,
+        namespace: None,
     };
-    let api = Api::<SelfSubjectAccessReview>::all(client.clone());
-    let answer = api.create(&PostParams::default(), &review).await?;
-    Ok(answer.status.is_some_and(|s| s.allowed))
+    ecp_harness::cluster::existing::preflight::review(client, &access).await
 }
 
 /// The ClusterRole rules granting everything the plan needs on `cluster` but `left_out`
@@ -516,25 +502,8 @@ fn remote_profile() -> String {
 }
 
 fn exec_options(dir: &Path) -> ExecOptions {
-    let istioctl = dir.join("stand-in-istioctl");
-    std::fs::write(&istioctl, STAND_IN_ISTIOCTL).unwrap();
-    std::fs::set_permissions(&istioctl, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(dir.join("remote-profile.yaml"), remote_profile()).unwrap();
-    let programs = Programs { istioctl, helm: None, helm_version: None, release_dir: None };
-    let mut opts = ExecOptions::new(dir.join("plan"), programs);
-    opts.progress = ProgressMode::Quiet;
-    opts.apply_timeout = Duration::from_secs(60);
-    opts.remote_secret_timeout = Duration::from_secs(60);
-    opts
-}
-
-/// The executor's clusters from the provider's.
-async fn executor_clusters(provided: &[ProvidedCluster]) -> Clusters {
-    let mut out = BTreeMap::new();
-    for c in provided {
-        out.insert(c.name.clone(), ClusterAccess::connect(c).await.unwrap());
-    }
-    out
+    stand_in_exec_options(dir, STAND_IN_ISTIOCTL)
 }
 
 /// The plan reduced to what runs on control-plane-only clusters, and what was left

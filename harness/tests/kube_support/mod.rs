@@ -7,11 +7,16 @@ pub mod stand_in;
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ecp_harness::cluster::docker::Labelled;
-use ecp_harness::cluster::{ApiserverOptions, ApiserverRun, RunId, docker};
+use ecp_harness::cluster::{ApiserverOptions, ApiserverRun, ProvidedCluster, RunId, docker};
+use ecp_harness::execute::command::Programs;
+use ecp_harness::execute::progress::ProgressMode;
+use ecp_harness::execute::{ClusterAccess, Clusters, ExecOptions};
 use ecp_harness::kube::apply::{ApplyOptions, ApplyReport, apply_yaml};
 use ecp_harness::kube::wait;
 use ipnet::Ipv4Net;
@@ -41,6 +46,29 @@ pub fn assert_gone(what: &Labelled, run: &RunId) {
         what.containers.iter().map(|c| &c.name).collect::<Vec<_>>(),
         what.networks.iter().map(|n| &n.name).collect::<Vec<_>>()
     );
+}
+
+/// The executor's clusters from a provider's, each reached through its kubeconfig.
+pub async fn executor_clusters(provided: &[ProvidedCluster]) -> Clusters {
+    let mut out = Clusters::new();
+    for c in provided {
+        out.insert(c.name.clone(), ClusterAccess::connect(c).await.unwrap());
+    }
+    out
+}
+
+/// Quiet executor options whose istioctl is `script` (a TEST STAND-IN written into
+/// `dir`), with applies and remote secrets bounded at 60 s.
+pub fn stand_in_exec_options(dir: &Path, script: &str) -> ExecOptions {
+    let istioctl = dir.join("stand-in-istioctl");
+    std::fs::write(&istioctl, script).unwrap();
+    std::fs::set_permissions(&istioctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let programs = Programs { istioctl, helm: None, helm_version: None, release_dir: None };
+    let mut opts = ExecOptions::new(dir.join("plan"), programs);
+    opts.progress = ProgressMode::Quiet;
+    opts.apply_timeout = Duration::from_secs(60);
+    opts.remote_secret_timeout = Duration::from_secs(60);
+    opts
 }
 
 /// Applies YAML and panics with the apply error on failure.

@@ -279,7 +279,7 @@ fn permission_problem(
 }
 
 /// Asks the API server whether the credentials may do `a`.
-async fn review(client: &Client, a: &Access) -> Result<bool, kube::Error> {
+pub async fn review(client: &Client, a: &Access) -> Result<bool, kube::Error> {
     let review = SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
             resource_attributes: Some(ResourceAttributes {
