@@ -102,6 +102,10 @@ pub struct VersionReport {
     /// What a reader must know about how the run was made, e.g. that the Istio
     /// version is newer than the suite knows and which rules were used.
     pub notices: Vec<String>,
+    /// The distribution's overrides as (name, value): hub, tag, revision, chart
+    /// repository, values files with their keys, istioctl
+    /// ([`crate::install::PlanOptions::overrides`]).
+    pub overrides: Vec<(String, String)>,
     pub topology: Topology,
     /// `EXTERNAL_ISTIOD_ADDR` as observed, once known.
     pub external_addr: Option<IpAddr>,
@@ -197,6 +201,7 @@ impl VersionReport {
             installer,
             helm_version: None,
             notices: istio.notice().into_iter().collect(),
+            overrides: Vec::new(),
             topology,
             external_addr: None,
             steps: Vec::new(),
@@ -237,6 +242,9 @@ impl VersionReport {
         }
         for notice in &self.notices {
             install.add_property(("notice", notice.as_str()));
+        }
+        for (name, value) in &self.overrides {
+            install.add_property((format!("override.{name}"), value.clone()));
         }
         for step in &self.steps {
             let status = match &step.error {
@@ -403,6 +411,9 @@ impl VersionReport {
         }
         for notice in &self.notices {
             let _ = writeln!(md, "- Note: {notice}");
+        }
+        for (name, value) in &self.overrides {
+            let _ = writeln!(md, "- Override {name}: {}", one_line(value));
         }
         let _ = writeln!(
             md,
@@ -577,6 +588,7 @@ mod tests {
             installer: Installer::Helm,
             helm_version: Some("v3.18.6".into()),
             notices: Vec::new(),
+            overrides: Vec::new(),
             topology: Topology::new(2, NetworkMode::MultiNetwork).unwrap(),
             external_addr: Some("172.18.6.66".parse().unwrap()),
             steps: vec![
@@ -740,6 +752,26 @@ mod tests {
 
     /// A version newer than the suite knows is run with the newest known rules; the
     /// summary and the JUnit properties say so.
+    #[test]
+    fn overrides_reach_the_summary_and_junit() {
+        let r = VersionReport {
+            overrides: vec![
+                ("revision".into(), "canary".into()),
+                ("values (external)".into(), "/tmp/x.yaml: pilot.replicaCount".into()),
+            ],
+            ..report()
+        };
+        let md = r.markdown();
+        assert!(md.contains("- Override revision: canary\n"), "{md}");
+        assert!(
+            md.contains("- Override values (external): /tmp/x.yaml: pilot.replicaCount"),
+            "{md}"
+        );
+        let xml = r.junit().to_string().unwrap();
+        assert!(xml.contains(r#"name="override.revision" value="canary""#), "{xml}");
+        assert!(xml.contains(r#"name="override.values (external)""#), "{xml}");
+    }
+
     #[test]
     fn notices_reach_the_summary_and_junit() {
         let mut r = report();

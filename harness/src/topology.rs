@@ -38,6 +38,29 @@ pub enum Role {
     Remote,
 }
 
+/// The names `--values ROLE=FILE` takes.
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "external" => Ok(Role::External),
+            "config" => Ok(Role::Config),
+            "remote" => Ok(Role::Remote),
+            _ => Err(format!("unknown role `{s}`: expected external, config or remote")),
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::External => "external",
+            Role::Config => "config",
+            Role::Remote => "remote",
+        })
+    }
+}
+
 /// How further remotes are networked relative to the config cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -59,6 +59,7 @@ fn plan() -> Plan {
         external_addr: EXTERNAL_ADDR.parse().unwrap(),
         hub: None,
         tag: None,
+        overrides: Default::default(),
     })
     .unwrap()
 }

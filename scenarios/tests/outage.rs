@@ -172,12 +172,7 @@ impl Sample {
 /// How the control plane is taken away and what gives it back, found before the cut.
 enum Cut {
     /// A Deployment of the external cluster scaled to 0, then back to `replicas`.
-    ScaledToZero {
-        external: kube::Client,
-        namespace: &'static str,
-        name: &'static str,
-        replicas: i32,
-    },
+    ScaledToZero { external: kube::Client, namespace: &'static str, name: String, replicas: i32 },
     /// The external cluster's node container paused, then unpaused.
     Paused { node: String },
 }
@@ -185,20 +180,17 @@ enum Cut {
 impl Cut {
     async fn plan(t: &TopologyFile, variant: Variant) -> Result<Self, String> {
         match variant {
-            Variant::Istiod => Self::scaled(t, EXTERNAL_ISTIOD, "istiod").await,
+            // `istiod`, or `istiod-<revision>` for a revisioned install.
+            Variant::Istiod => Self::scaled(t, EXTERNAL_ISTIOD, &t.revision().istiod()).await,
             Variant::Gateway => Self::scaled(t, "istio-system", INGRESS_GATEWAY).await,
             Variant::ExternalCluster => Ok(Cut::Paused { node: external_node(t).await? }),
         }
     }
 
-    async fn scaled(
-        t: &TopologyFile,
-        namespace: &'static str,
-        name: &'static str,
-    ) -> Result<Self, String> {
+    async fn scaled(t: &TopologyFile, namespace: &'static str, name: &str) -> Result<Self, String> {
         let external = t.client(&t.external().name).await.map_err(|e| e.to_string())?;
         let replicas = replicas(&external, namespace, name).await?;
-        Ok(Cut::ScaledToZero { external, namespace, name, replicas })
+        Ok(Cut::ScaledToZero { external, namespace, name: name.to_string(), replicas })
     }
 
     async fn take_down(&self) -> Result<(), String> {

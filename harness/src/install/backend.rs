@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::plan::{Action, PlanError, PlanFile, PlanOptions, Program};
 use super::values::{self, GatewayValues, InstallValues};
 use super::{helm, istioctl, sail};
-use crate::topology::{ClusterSpec, EXTERNAL_ISTIOD_NAMESPACE};
+use crate::topology::{ClusterSpec, EXTERNAL_ISTIOD_NAMESPACE, Role};
 use crate::version::IstioVersion;
 
 /// The program that installs Istio's charts.
@@ -120,9 +120,9 @@ pub trait InstallerBackend: Sync {
 /// The names the charts give the external istiod's objects for a revision (`None`:
 /// the default revision): the chart appends `-<revision>` to them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Revision(pub Option<&'static str>);
+pub struct Revision<'a>(pub Option<&'a str>);
 
-impl Revision {
+impl Revision<'_> {
     /// `name` as the chart names it for this revision: `name-<revision>`.
     pub fn name(self, name: &str) -> String {
         match self.0 {
@@ -169,17 +169,31 @@ impl Component {
 
     /// The remote profile for `cluster` ([`values::remote_profile`]).
     pub fn remote_profile(opts: &PlanOptions, cluster: &ClusterSpec, config: bool) -> Self {
-        let values = values::remote_profile(cluster, config, opts.external_addr, opts.gateway_tls);
+        let values = values::remote_profile(
+            cluster,
+            config,
+            opts.external_addr,
+            opts.gateway_tls,
+            opts.revision(),
+        );
+        // The one place the remote profile's values meet the distribution's files.
+        let values = opts.overrides.apply(cluster.role, values);
         Self::RemoteProfile { config, values }
     }
 
     /// The external istiod configuring the mesh of `config` (the config cluster), with
     /// the images of `--hub` / `--tag`.
     pub fn external_istiod(opts: &PlanOptions, config: &ClusterSpec) -> Self {
-        let mut v =
-            values::external_istiod(opts.istio, config, opts.external_addr, opts.gateway_tls);
+        let mut v = values::external_istiod(
+            opts.istio,
+            config,
+            opts.external_addr,
+            opts.gateway_tls,
+            opts.revision(),
+        );
         v.values = values::with_images(v.values, opts.hub.as_deref(), opts.tag.as_deref());
-        Self::ExternalIstiod(v)
+        // The one place istiod's values meet the distribution's files.
+        Self::ExternalIstiod(opts.overrides.apply(Role::External, v))
     }
 
     /// Step 7's gateway.

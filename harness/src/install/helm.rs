@@ -24,7 +24,8 @@ impl InstallerBackend for Helm {
                     RemoteProfile::Remote => Some("remote"),
                     RemoteProfile::IstiodRemote => None,
                 };
-                let file = t.yaml(&values_path, &[values_file(values, profile)])?;
+                let doc = with_revision(values_file(values, profile), t.opts);
+                let file = t.yaml(&values_path, &[doc])?;
                 let charts: Vec<(&str, Chart)> = istio
                     .remote_charts()
                     .iter()
@@ -33,7 +34,8 @@ impl InstallerBackend for Helm {
                 Ok(install_charts(t, ns, Some(&file), &charts))
             }
             Component::ExternalIstiod(values) => {
-                let file = t.yaml(&values_path, &[values_file(values, None)])?;
+                let doc = with_revision(values_file(values, None), t.opts);
+                let file = t.yaml(&values_path, &[doc])?;
                 Ok(install_charts(t, ns, Some(&file), &[("istiod", Chart::Repo("istiod"))]))
             }
             Component::ControlPlaneGateway(g) => {
@@ -43,7 +45,9 @@ impl InstallerBackend for Helm {
                 Ok(actions)
             }
             Component::IngressGateway(g) | Component::EastWestGateway(g) => {
-                let file = t.yaml(&values_path, &[gateway_values(g)])?;
+                // Injected by the external istiod: by its revision, if it has one.
+                let doc = with_revision(gateway_values(g), t.opts);
+                let file = t.yaml(&values_path, &[doc])?;
                 Ok(install_charts(t, ns, Some(&file), &[(g.name, GATEWAY_CHART)]))
             }
         }
@@ -59,7 +63,10 @@ impl InstallerBackend for Helm {
             .any(|chart| matches!(remote_chart(istio, chart), Chart::Release(_)));
         Needs {
             programs: vec![Program::Helm],
-            repositories: vec![Repository::https(REPOSITORY, "Istio's Helm charts")],
+            repositories: vec![Repository::https(
+                opts.helm_repo(REPOSITORY),
+                "Istio's Helm charts",
+            )],
             release,
         }
     }
@@ -76,13 +83,14 @@ fn install_charts(
     values: Option<&str>,
     charts: &[(&str, Chart)],
 ) -> Vec<Action> {
-    let istio = t.opts.istio;
-    let cluster = t.cluster;
+    let (istio, cluster) = (t.opts.istio, t.cluster);
+    let repo = t.opts.helm_repo(REPOSITORY).to_string();
     charts
         .iter()
         .map(|(release, chart)| {
             t.undo(uninstall(cluster, release, namespace));
-            upgrade_install(cluster, istio, release, *chart, namespace, values)
+            let (chart, repo) = (*chart, repo.as_str());
+            upgrade_install(cluster, Release { istio, release, chart, repo }, namespace, values)
         })
         .collect()
 }
@@ -102,6 +110,15 @@ fn local_istiod(t: &mut Target<'_>, namespace: &str) -> Result<Vec<Action>, Plan
         &[("istiod", Chart::Repo("istiod"))],
     ));
     Ok(actions)
+}
+
+/// `revision: <R>` added for `--revision R` (the charts name their objects after it:
+/// procedure.md "Distribution overrides"); the default revision adds nothing.
+fn with_revision(mut values: Value, opts: &PlanOptions) -> Value {
+    if let Some(revision) = opts.revision().0 {
+        values["revision"] = json!(revision);
+    }
+    values
 }
 
 /// The `gateway` chart's values: the gateway's labels; an east-west gateway is a
@@ -179,20 +196,30 @@ pub fn values_file(v: &InstallValues, profile: Option<&str>) -> Value {
     values
 }
 
+/// One Helm release of an Istio chart: the release name, the chart at `istio`'s
+/// version, and the repository of [`Chart::Repo`] charts ([`REPOSITORY`] or
+/// `--helm-repo`).
+#[derive(Debug, Clone, Copy)]
+pub struct Release<'a> {
+    pub istio: IstioVersion,
+    pub release: &'a str,
+    pub chart: Chart,
+    pub repo: &'a str,
+}
+
 /// `helm upgrade --install <release> <chart> -n <namespace> [-f <values>]` at
 /// `istio`'s chart version, on `cluster`.
 pub fn upgrade_install(
     cluster: &str,
-    istio: IstioVersion,
-    release: &str,
-    chart: Chart,
+    r: Release<'_>,
     namespace: &str,
     values: Option<&str>,
 ) -> Action {
+    let Release { istio, release, chart, repo } = r;
     let mut args: Vec<String> = vec!["upgrade".into(), "--install".into(), release.into()];
     match chart {
         Chart::Repo(name) => {
-            args.extend([name.to_string(), "--repo".into(), REPOSITORY.into()]);
+            args.extend([name.to_string(), "--repo".into(), repo.into()]);
             args.extend(["--version".into(), istio.to_string()]);
         }
         Chart::Release(dir) => args.push(format!("{RELEASE_DIR_PLACEHOLDER}/{dir}")),
@@ -239,14 +266,9 @@ mod tests {
     #[test]
     fn upgrade_install_from_the_repository_pins_the_version() {
         let v: IstioVersion = "1.30.3".parse().unwrap();
-        let a = upgrade_install(
-            "config",
-            v,
-            "istiod",
-            Chart::Repo("istiod"),
-            "external-istiod",
-            Some("config/v.yaml"),
-        );
+        let r =
+            Release { istio: v, release: "istiod", chart: Chart::Repo("istiod"), repo: REPOSITORY };
+        let a = upgrade_install("config", r, "external-istiod", Some("config/v.yaml"));
         assert_eq!(
             args(&a),
             [
@@ -277,14 +299,9 @@ mod tests {
             Chart::Release("manifests/charts/istiod-remote")
         );
         assert_eq!(remote_chart(v123, "istiod-remote"), Chart::Repo("istiod-remote"));
-        let a = upgrade_install(
-            "config",
-            v122,
-            "istiod-remote",
-            remote_chart(v122, "istiod-remote"),
-            "external-istiod",
-            None,
-        );
+        let chart = remote_chart(v122, "istiod-remote");
+        let r = Release { istio: v122, release: "istiod-remote", chart, repo: REPOSITORY };
+        let a = upgrade_install("config", r, "external-istiod", None);
         assert_eq!(
             args(&a),
             [
@@ -306,7 +323,8 @@ mod tests {
     fn the_gateway_chart_skips_its_schema_exactly_where_it_is_broken() {
         let has_flag = |version: &str, chart: &'static str| {
             let v: IstioVersion = version.parse().unwrap();
-            args(&upgrade_install("c", v, "r", Chart::Repo(chart), "ns", Some("v.yaml")))
+            let r = Release { istio: v, release: "r", chart: Chart::Repo(chart), repo: REPOSITORY };
+            args(&upgrade_install("c", r, "ns", Some("v.yaml")))
                 .iter()
                 .any(|a| a == SKIP_SCHEMA_VALIDATION)
         };

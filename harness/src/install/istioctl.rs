@@ -19,7 +19,9 @@ impl InstallerBackend for Istioctl {
         match component {
             Component::RemoteProfile { values, .. } => {
                 // The guide generates the remote profile's manifest and applies it.
-                let iop = istio_operator("remote", ns, &remote_profile(t.opts.istio, values));
+                let mut op = remote_profile(t.opts.istio, values);
+                op.revision = t.opts.revision().0;
+                let iop = istio_operator("remote", ns, &op);
                 let file = t.yaml(&file, &[iop])?;
                 let generated = t.path(&format!("{stem}.generated.yaml"));
                 t.undo(Action::Delete { file: generated.clone(), namespace: None });
@@ -38,6 +40,7 @@ impl InstallerBackend for Istioctl {
             Component::ExternalIstiod(values) => {
                 let op = Operator {
                     profile: Some("empty"),
+                    revision: t.opts.revision().0,
                     components: json!({ "pilot": { "enabled": true } }),
                     values: values.clone(),
                 };
@@ -46,8 +49,10 @@ impl InstallerBackend for Istioctl {
                 Ok(vec![install(t.cluster, &file)])
             }
             Component::IngressGateway(g) | Component::EastWestGateway(g) => {
-                let file =
-                    t.yaml(&file, &[istio_operator(stem, ns, &gateway(g, false, t.opts))])?;
+                // Injected by the external istiod: by its revision, if it has one.
+                let mut op = gateway(g, false, t.opts);
+                op.revision = t.opts.revision().0;
+                let file = t.yaml(&file, &[istio_operator(stem, ns, &op)])?;
                 t.undo(uninstall(t.cluster, &file));
                 Ok(vec![install(t.cluster, &file)])
             }
@@ -63,9 +68,11 @@ impl InstallerBackend for Istioctl {
 
 /// What an IstioOperator carries besides its name.
 #[derive(Debug, Clone, PartialEq)]
-struct Operator {
+struct Operator<'a> {
     /// `spec.profile`; `None` is istioctl's default profile.
     profile: Option<&'static str>,
+    /// `spec.revision`; `None` is the default revision.
+    revision: Option<&'a str>,
     /// `spec.components`.
     components: Value,
     /// `spec.meshConfig` and `spec.values`.
@@ -74,7 +81,7 @@ struct Operator {
 
 /// The remote profile: `profile: remote`, from 1.24 alone; before, the `istiodRemote`
 /// component with base and pilot disabled.
-fn remote_profile(istio: IstioVersion, values: &InstallValues) -> Operator {
+fn remote_profile(istio: IstioVersion, values: &InstallValues) -> Operator<'static> {
     let components = match istio.remote_profile() {
         RemoteProfile::Remote => json!({}),
         RemoteProfile::IstiodRemote => json!({
@@ -83,7 +90,7 @@ fn remote_profile(istio: IstioVersion, values: &InstallValues) -> Operator {
             "istiodRemote": { "enabled": true },
         }),
     };
-    Operator { profile: Some("remote"), components, values: values.clone() }
+    Operator { profile: Some("remote"), revision: None, components, values: values.clone() }
 }
 
 /// The labels istioctl gives an ingress gateway itself.
@@ -97,7 +104,7 @@ fn default_ingress_labels() -> Value {
 /// profile, injected by the external istiod with the `gateway` template. Namespace
 /// and labels are written only where they differ from istioctl's own (`istio-system`,
 /// [`default_ingress_labels`]).
-fn gateway(g: &GatewayValues, with_local_istiod: bool, opts: &PlanOptions) -> Operator {
+fn gateway(g: &GatewayValues, with_local_istiod: bool, opts: &PlanOptions) -> Operator<'static> {
     let mut gateway = json!({ "name": g.name, "enabled": true });
     if g.namespace != ISTIO_SYSTEM {
         gateway["namespace"] = json!(g.namespace);
@@ -120,7 +127,7 @@ fn gateway(g: &GatewayValues, with_local_istiod: bool, opts: &PlanOptions) -> Op
     if with_local_istiod {
         let values = values::with_images(json!({}), opts.hub.as_deref(), opts.tag.as_deref());
         let values = InstallValues { mesh_config: Value::Null, values };
-        return Operator { profile: None, components, values };
+        return Operator { profile: None, revision: None, components, values };
     }
     let mut values = json!({
         "global": { "istioNamespace": g.namespace },
@@ -130,15 +137,18 @@ fn gateway(g: &GatewayValues, with_local_istiod: bool, opts: &PlanOptions) -> Op
         values["global"]["network"] = json!(network);
     }
     let values = InstallValues { mesh_config: Value::Null, values };
-    Operator { profile: Some("empty"), components, values }
+    Operator { profile: Some("empty"), revision: None, components, values }
 }
 
 /// An IstioOperator named `name` in `namespace` (the guide's form: `spec.profile`,
 /// `spec.components`, `spec.meshConfig`, `spec.values`, each left out when empty).
-fn istio_operator(name: &str, namespace: &str, op: &Operator) -> Value {
+fn istio_operator(name: &str, namespace: &str, op: &Operator<'_>) -> Value {
     let mut spec = Map::new();
     if let Some(profile) = op.profile {
         spec.insert("profile".into(), json!(profile));
+    }
+    if let Some(revision) = op.revision {
+        spec.insert("revision".into(), json!(revision));
     }
     if !is_empty(&op.components) {
         spec.insert("components".into(), op.components.clone());
@@ -242,6 +252,7 @@ mod tests {
     fn istio_operator_leaves_out_what_is_empty() {
         let op = Operator {
             profile: Some("empty"),
+            revision: None,
             components: json!({}),
             values: InstallValues {
                 mesh_config: Value::Null,
@@ -270,6 +281,7 @@ mod tests {
             external_addr: crate::topology::PLACEHOLDER_EXTERNAL_ADDR,
             hub: Some("quay.io/vendor".into()),
             tag: None,
+            overrides: Default::default(),
         }
     }
 

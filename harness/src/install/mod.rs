@@ -10,11 +10,14 @@
 //! - `istioctl` / `helm` / [`sail`]: the backends (IstioOperator files and
 //!   `istioctl` command lines; values files and `helm` command lines; the Sail
 //!   operator's `Istio` and `IstioCNI` resources).
+//! - [`overrides`]: a distribution's values files, revision and chart repository,
+//!   checked and merged once into the neutral values.
 //! - `render`: the plan as text, JSON and files on disk.
 
 pub mod backend;
 mod helm;
 mod istioctl;
+pub mod overrides;
 pub mod plan;
 mod render;
 pub mod sail;
@@ -25,6 +28,7 @@ pub mod values;
 
 pub use backend::{Component, Installer, InstallerBackend, Needs, Repository, Revision, Target};
 pub use helm::{SKIP_SCHEMA_VALIDATION, SKIP_SCHEMA_VALIDATION_SINCE};
+pub use overrides::{OverrideError, Overrides, ValuesFile};
 pub use plan::{
     Action, Check, GatewayTls, Plan, PlanError, PlanFile, PlanOptions, Program, Step, StepPhase,
     WaitCondition, WebhookKind,
@@ -41,6 +45,7 @@ use crate::topology::Topology;
 pub fn plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
     opts.istio.check_supported()?;
     opts.installer.backend().check_version(opts.istio)?;
+    opts.overrides.check(opts.installer)?;
     if opts.external_addr.is_ipv6() && !opts.istio.accepts_ipv6_remote_address() {
         return Err(PlanError::Ipv6ExternalAddr { istio: opts.istio, addr: opts.external_addr });
     }

@@ -47,6 +47,8 @@ pub const RELEASE_DIR_PLACEHOLDER: &str = "{istio-release}";
 pub const PLAN_JSON: &str = "plan.json";
 
 pub use super::backend::Installer;
+use super::backend::Revision;
+use super::overrides::{OverrideError, Overrides};
 
 /// How the external cluster's gateway carries 15012 and 15017 (procedure.md step 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -82,6 +84,10 @@ pub struct PlanOptions {
     pub hub: Option<String>,
     /// Image tag of Istio's images (`global.tag`); `None` is the release's own tag.
     pub tag: Option<String>,
+    /// A distribution's values files, revision and chart repository (procedure.md
+    /// "Distribution overrides").
+    #[serde(default, skip_serializing_if = "Overrides::is_empty")]
+    pub overrides: Overrides,
 }
 
 impl PlanOptions {
@@ -98,7 +104,25 @@ impl PlanOptions {
             external_addr: crate::topology::PLACEHOLDER_EXTERNAL_ADDR,
             hub: None,
             tag: None,
+            overrides: Overrides::default(),
         }
+    }
+
+    /// The revision the external istiod and the remote profiles are installed as:
+    /// `--revision`, else the backend's own ([`InstallerBackend::revision`]).
+    ///
+    /// [`InstallerBackend::revision`]: super::InstallerBackend::revision
+    pub fn revision(&self) -> Revision<'_> {
+        match &self.overrides.revision {
+            Some(r) => Revision(Some(r.as_str())),
+            None => Revision(self.installer.backend().revision()),
+        }
+    }
+
+    /// The chart repository of the backend's own charts: `--helm-repo`, else
+    /// `default` (Istio's or the Sail operator's).
+    pub fn helm_repo<'a>(&'a self, default: &'a str) -> &'a str {
+        self.overrides.helm_repo.as_deref().unwrap_or(default)
     }
 }
 
@@ -337,6 +361,8 @@ pub enum PlanError {
         "Istio {istio} cannot be installed with --installer {installer}: it installs Istio {range}"
     )]
     NotInstallable { istio: IstioVersion, installer: Installer, range: String },
+    #[error(transparent)]
+    Override(#[from] OverrideError),
     #[error("cannot write the plan to {}: {error}", dir.display())]
     Write { dir: PathBuf, error: std::io::Error },
 }

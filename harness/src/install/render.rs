@@ -42,6 +42,13 @@ impl Plan {
         if let Some(notice) = o.istio.notice() {
             let _ = writeln!(out, "Note: {notice}");
         }
+        let overrides = o.overrides();
+        if !overrides.is_empty() {
+            let _ = writeln!(out, "Overrides:");
+            for (name, value) in overrides {
+                let _ = writeln!(out, "  {name}: {value}");
+            }
+        }
         let _ = writeln!(out, "Clusters:");
         for c in &self.topology.clusters {
             let network = c.network.as_deref().unwrap_or("-");

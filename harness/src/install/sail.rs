@@ -127,7 +127,9 @@ impl InstallerBackend for Sail {
     fn install(&self, component: &Component, t: &mut Target<'_>) -> Result<Vec<Action>, PlanError> {
         let (ns, stem) = (component.namespace(), component.file_stem());
         let file = format!("{stem}.yaml");
-        let revision = Revision(Some(REVISION));
+        // `--revision`, else [`REVISION`]: the name of the revision's `Istio` resources.
+        let revision = t.opts.revision();
+        let name = revision.0.unwrap_or(REVISION).to_string();
         match component {
             Component::ControlPlaneGateway(g) => {
                 // The first component on the external cluster: the operator comes first.
@@ -147,27 +149,29 @@ impl InstallerBackend for Sail {
                 }
                 let mut values = values.clone();
                 // The default tag points at this revision, as the guide's `default`.
-                values.values["defaultRevision"] = json!(REVISION);
-                let cr = istio(REVISION, ns, t.opts.istio, "remote", &values);
-                actions.extend(apply_ready(t, &file, cr, "Istio", REVISION)?);
+                values.values["defaultRevision"] = json!(name);
+                let cr = istio(&name, ns, t.opts.istio, "remote", &values);
+                actions.extend(apply_ready(t, &file, cr, "Istio", &name)?);
                 Ok(actions)
             }
             Component::ExternalIstiod(values) => {
                 let values = external_istiod_values(values, revision);
-                let cr = istio(REVISION, ns, t.opts.istio, "empty", &values);
-                apply_ready(t, &file, cr, "Istio", REVISION)
+                let cr = istio(&name, ns, t.opts.istio, "empty", &values);
+                apply_ready(t, &file, cr, "Istio", &name)
             }
             Component::IngressGateway(g) | Component::EastWestGateway(g) => {
-                gateway(t, &file, g, Some(REVISION))
+                gateway(t, &file, g, Some(&name))
             }
         }
     }
 
-    /// Helm for the operator's chart, and its repository.
-    fn needs(&self, _opts: &PlanOptions) -> Needs {
+    /// Helm for the operator's chart, and its repository (`--helm-repo`, else
+    /// [`REPOSITORY`]).
+    fn needs(&self, opts: &PlanOptions) -> Needs {
+        let repo = opts.helm_repo(REPOSITORY);
         Needs {
             programs: vec![Program::Helm],
-            repositories: vec![Repository::https(REPOSITORY, "the Sail operator's Helm chart")],
+            repositories: vec![Repository::https(repo, "the Sail operator's Helm chart")],
             release: false,
         }
     }
@@ -318,7 +322,8 @@ fn install_operator(t: &mut Target<'_>) -> Result<Vec<Action>, PlanError> {
     })?;
     let ns = create_namespace(t, OPERATOR_NAMESPACE);
     let kubeconfig = kubeconfig_placeholder(t.cluster);
-    let args = ["upgrade", "--install", OPERATOR, OPERATOR, "--repo", REPOSITORY, "--version"];
+    let repo = t.opts.helm_repo(REPOSITORY);
+    let args = ["upgrade", "--install", OPERATOR, OPERATOR, "--repo", repo, "--version"];
     let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     args.push(release.operator.to_string());
     args.extend(["--namespace".into(), OPERATOR_NAMESPACE.into()]);
@@ -460,6 +465,7 @@ mod tests {
             t.config(),
             "172.18.6.66".parse().unwrap(),
             Default::default(),
+            Revision(None),
         );
         let s = external_istiod_values(&neutral, Revision(Some(REVISION)));
         let pilot = &s.values["pilot"];

@@ -156,9 +156,10 @@ impl<'a> Planner<'a> {
         Ok(actions)
     }
 
-    /// The revision the chosen backend installs istiod as ([`Revision`]).
-    fn revision(&self) -> Revision {
-        Revision(self.opts.installer.backend().revision())
+    /// The revision istiod is installed as: `--revision`, else the backend's
+    /// ([`PlanOptions::revision`]).
+    fn revision(&self) -> Revision<'a> {
+        self.opts.revision()
     }
 
     /// A remote secret for `source` in the external cluster (steps 3 and 8): the

@@ -27,6 +27,7 @@ fn opts(installer: Installer, version: &str, remotes: usize, tls: GatewayTls) ->
         external_addr: PLACEHOLDER_EXTERNAL_ADDR,
         hub: None,
         tag: None,
+        overrides: Default::default(),
     }
 }
 
@@ -1136,4 +1137,133 @@ fn sail_operator_comes_first_and_goes_last_on_every_cluster() {
             .position(|a| matches!(a, Action::Run { .. }));
         assert!(install < first_apply, "{cluster}");
     }
+}
+
+/// A vendor's values files: one for every cluster, one for the external cluster.
+fn vendor_overrides() -> Overrides {
+    Overrides {
+        values: vec![
+            ValuesFile::new(
+                "vendor.yaml",
+                None,
+                "global:\n  imagePullSecrets: [vendor-pull]\npilot:\n  resources:\n    \
+                 requests:\n      cpu: 250m\nmeshConfig:\n  accessLogFile: /dev/stdout\n",
+            ),
+            ValuesFile::new(
+                "external.yaml",
+                Some(crate::topology::Role::External),
+                "pilot:\n  resources:\n    requests:\n      cpu: 500m\n  env:\n    \
+                 PILOT_TRACE_SAMPLING: \"5\"\n",
+            ),
+        ],
+        ..Overrides::default()
+    }
+}
+
+/// The plan's header and the files carrying istiod's and the remote profiles' values.
+fn values_snapshot(p: &Plan) -> String {
+    let header: String = p.render_text().lines().take_while(|l| *l != "Clusters:").fold(
+        String::new(),
+        |mut out, l| {
+            out.push_str(l);
+            out.push('\n');
+            out
+        },
+    );
+    let mut out = header;
+    for f in &p.files {
+        let name = f.path.rsplit('/').next().unwrap_or_default();
+        let stem = name.trim_end_matches(".yaml").trim_end_matches("-values");
+        if ["istiod", "istiod-local", "remote-config-cluster"].contains(&stem) {
+            out.push_str(&format!("\n# ---- {}\n{}", f.path, f.contents));
+        }
+    }
+    out
+}
+
+/// Values files reach every backend's form of the same values: IstioOperator
+/// `spec.values`/`spec.meshConfig`, Helm values files, Sail's `spec.values`; the
+/// external cluster's file only the external istiod, and after the every-cluster one.
+#[rstest]
+fn values_files_merge_into_every_backend(
+    #[values(Installer::Istioctl, Installer::Helm, Installer::Sail)] installer: Installer,
+) {
+    let mut o = opts(installer, "1.30.3", 2, GatewayTls::Passthrough);
+    o.overrides = vendor_overrides();
+    let p = plan(&o).unwrap();
+    insta::assert_snapshot!(format!("values_files_{}", installer.name()), values_snapshot(&p));
+    assert!(p.to_json().contains("external.yaml"), "plan.json carries the overrides");
+}
+
+/// `--revision canary`: every backend installs istiod and the remote profiles as
+/// that revision, and the procedure follows its names.
+#[rstest]
+fn a_revision_is_followed_by_every_backend(
+    #[values(Installer::Istioctl, Installer::Helm, Installer::Sail)] installer: Installer,
+) {
+    let mut o = opts(installer, "1.30.3", 1, GatewayTls::Passthrough);
+    o.overrides.revision = Some("canary".into());
+    let p = plan(&o).unwrap();
+    let text = snapshot_text(&p);
+    insta::assert_snapshot!(format!("revision_canary_{}", installer.name()), text);
+    let json = text;
+    for name in [
+        "istiod-canary",
+        "istiod-canary.external-istiod.svc.cluster.local",
+        "istio-sidecar-injector-canary-external-istiod",
+        "istio-validator-canary-external-istiod",
+    ] {
+        assert!(json.contains(name), "{installer}: {name}");
+    }
+    let sample = p
+        .steps
+        .iter()
+        .flat_map(|s| &s.actions)
+        .find_map(|a| match a {
+            Action::CreateNamespace { name, labels, .. } if name == SAMPLE_NAMESPACE => {
+                Some(labels.clone())
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(sample.get("istio.io/rev").map(String::as_str), Some("canary"), "{installer}");
+    assert!(!sample.contains_key("istio-injection"), "{installer}");
+}
+
+/// Refused at plan time, before any step: a forbidden key, a bad revision, a chart
+/// repository for istioctl.
+#[test]
+fn overrides_are_refused_when_planning() {
+    let mut o = opts(Installer::Helm, "1.30.3", 1, GatewayTls::Passthrough);
+    o.overrides.values =
+        vec![ValuesFile::new("x.yaml", None, "global:\n  multiCluster:\n    clusterName: c\n")];
+    let err = plan(&o).unwrap_err().to_string();
+    assert!(err.contains("x.yaml") && err.contains("`global.multiCluster.clusterName`"), "{err}");
+    let mut o = opts(Installer::Istioctl, "1.30.3", 1, GatewayTls::Passthrough);
+    o.overrides.helm_repo = Some("https://charts.example".into());
+    assert!(plan(&o).unwrap_err().to_string().contains("--helm-repo"));
+}
+
+/// `--helm-repo` replaces the backend's own chart repository, in the commands and in
+/// what the preflight checks.
+#[rstest]
+#[case(Installer::Helm)]
+#[case(Installer::Sail)]
+fn a_chart_repository_replaces_the_backends_own(#[case] installer: Installer) {
+    let mut o = opts(installer, "1.30.3", 1, GatewayTls::Passthrough);
+    o.overrides.helm_repo = Some("https://charts.example/vendor".into());
+    let p = plan(&o).unwrap();
+    let repos: BTreeSet<&str> = p
+        .steps
+        .iter()
+        .flat_map(|s| &s.actions)
+        .filter_map(|a| match a {
+            Action::Run { args, .. } => args.windows(2).find(|w| w[0] == "--repo").map(|w| &*w[1]),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(repos, BTreeSet::from(["https://charts.example/vendor"]), "{installer}");
+    let needs = o.needs();
+    assert_eq!(needs.repositories.len(), 1);
+    assert_eq!(needs.repositories[0].host, "charts.example");
 }

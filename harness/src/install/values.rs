@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use serde_json::{Value, json};
 
+use super::backend::Revision;
 use super::plan::GatewayTls;
 use super::steps::{EASTWEST_GATEWAY, INGRESS_GATEWAY, ISTIO_SYSTEM, NETWORK_LABEL};
 use crate::topology::{ClusterSpec, EXTERNAL_ISTIOD_NAMESPACE, MESH_ID};
@@ -19,6 +20,10 @@ use crate::version::IstioVersion;
 pub const INJECTION_WEBHOOK_CONFIG_NAME: &str = "istio-sidecar-injector-external-istiod";
 /// The validating webhook configuration of the remote profile in a remote cluster.
 pub const VALIDATION_WEBHOOK_CONFIG_NAME: &str = "istio-validator-external-istiod";
+/// The start of the mutating webhook configuration's name, before the revision.
+pub const INJECTION_WEBHOOK_BASE: &str = "istio-sidecar-injector";
+/// The start of the validating webhook configuration's name, before the revision.
+pub const VALIDATION_WEBHOOK_BASE: &str = "istio-validator";
 /// The mesh config map the external istiod shares from the config cluster.
 pub const SHARED_MESH_CONFIG: &str = "istio";
 /// The injector config map, beside the external istiod in the external cluster.
@@ -129,6 +134,7 @@ pub fn remote_profile(
     config: bool,
     external_addr: IpAddr,
     tls: GatewayTls,
+    revision: Revision<'_>,
 ) -> InstallValues {
     let mut values = json!({
         "global": {
@@ -156,8 +162,11 @@ pub fn remote_profile(
     }
     // The guide passes it on every version: without it 1.22/1.23 render no
     // `istiod-default-validator` (istioctl) or one calling a Service `istiod-` (Helm),
-    // and unlabelled Istio config is never validated.
-    values["defaultRevision"] = json!("default");
+    // and unlabelled Istio config is never validated. With a revision it names the
+    // revision: the validator then calls `istiod-<revision>`, the only istiod Service
+    // there is (the charts' `defaultRevision` templates, procedure.md "Distribution
+    // overrides").
+    values["defaultRevision"] = json!(revision.0.unwrap_or("default"));
     InstallValues { mesh_config, values }
 }
 
@@ -169,6 +178,7 @@ pub fn external_istiod(
     config: &ClusterSpec,
     external_addr: IpAddr,
     tls: GatewayTls,
+    revision: Revision<'_>,
 ) -> InstallValues {
     let xds = host_port(external_addr, XDS_PORT);
     let mut mesh_config = json!({
@@ -191,10 +201,16 @@ pub fn external_istiod(
                 "externalIstiod": true,
             },
             "pilot": {
-                "env": external_istiod_env(istio),
+                "env": external_istiod_env(istio, revision),
                 "volumes": [
-                    { "name": "config-volume", "configMap": { "name": SHARED_MESH_CONFIG } },
-                    { "name": "inject-volume", "configMap": { "name": INJECTOR_CONFIG_MAP } },
+                    {
+                        "name": "config-volume",
+                        "configMap": { "name": revision.name(SHARED_MESH_CONFIG) },
+                    },
+                    {
+                        "name": "inject-volume",
+                        "configMap": { "name": revision.name(INJECTOR_CONFIG_MAP) },
+                    },
                 ],
                 "volumeMounts": [
                     { "name": "config-volume", "mountPath": MESH_CONFIG_MOUNT },
@@ -207,17 +223,19 @@ pub fn external_istiod(
 
 /// The external istiod's `pilot.env` map. Both webhook names must be set: left
 /// empty, istiod never patches their caBundle (x509 errors, istio/istio#36858).
+/// With a revision they, and the shared mesh config map, carry the names the charts
+/// give that revision on the remotes ([`Revision::webhook_config`], [`Revision::name`]).
 ///
 /// Never a name the chart renders itself ([`IstioVersion::chart_env_names`]): the
 /// chart appends `pilot.env` to its own env list, and server-side apply refuses a
 /// Deployment with two entries of one name. That rules out `CLUSTER_ID`, which the
 /// guide's istioctl form sets in `components.pilot.k8s.env` (merged by name there).
-pub fn external_istiod_env(istio: IstioVersion) -> Value {
+pub fn external_istiod_env(istio: IstioVersion, revision: Revision<'_>) -> Value {
     let mut env = json!({
-        "INJECTION_WEBHOOK_CONFIG_NAME": INJECTION_WEBHOOK_CONFIG_NAME,
-        "VALIDATION_WEBHOOK_CONFIG_NAME": VALIDATION_WEBHOOK_CONFIG_NAME,
+        "INJECTION_WEBHOOK_CONFIG_NAME": revision.webhook_config(INJECTION_WEBHOOK_BASE),
+        "VALIDATION_WEBHOOK_CONFIG_NAME": revision.webhook_config(VALIDATION_WEBHOOK_BASE),
         "LOCAL_CLUSTER_SECRET_WATCHER": "true",
-        "SHARED_MESH_CONFIG": SHARED_MESH_CONFIG,
+        "SHARED_MESH_CONFIG": revision.name(SHARED_MESH_CONFIG),
     });
     if !istio.chart_env_names().contains(&"EXTERNAL_ISTIOD") {
         // From 1.23 the chart renders it from `global.externalIstiod`.
@@ -312,7 +330,7 @@ mod tests {
     #[test]
     fn config_cluster_remote_profile_values() {
         let t = topo(1);
-        let r = remote_profile(t.config(), true, addr(), GatewayTls::Passthrough);
+        let r = remote_profile(t.config(), true, addr(), GatewayTls::Passthrough, Revision(None));
         assert_eq!(r.values["global"]["istioNamespace"], "external-istiod");
         assert_eq!(r.values["global"]["configCluster"], true);
         assert_eq!(r.values["pilot"]["configMap"], true);
@@ -333,7 +351,13 @@ mod tests {
             [("config", "remote1", "network1"), ("remote2", "remote2", "network2")]
         {
             let spec = t.by_name(cluster).unwrap();
-            let r = remote_profile(spec, cluster == "config", addr(), GatewayTls::Passthrough);
+            let r = remote_profile(
+                spec,
+                cluster == "config",
+                addr(),
+                GatewayTls::Passthrough,
+                Revision(None),
+            );
             let path = r.values["istiodRemote"]["injectionPath"].as_str().unwrap();
             let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
             assert_eq!(segments[0], "inject", "{path}");
@@ -349,7 +373,7 @@ mod tests {
         let t = topo(2);
         for (cluster, config) in [("config", true), ("remote2", false)] {
             let spec = t.by_name(cluster).unwrap();
-            let r = remote_profile(spec, config, addr(), GatewayTls::Passthrough);
+            let r = remote_profile(spec, config, addr(), GatewayTls::Passthrough, Revision(None));
             let text = r.values.to_string();
             assert!(!text.contains("injectionURL"), "{text}");
             assert!(!text.contains("validationURL"), "{text}");
@@ -361,19 +385,25 @@ mod tests {
     #[test]
     fn simple_remote_profile_calls_webhooks_at_the_external_ip() {
         let t = topo(2);
-        let r = remote_profile(t.config(), true, addr(), GatewayTls::Simple);
+        let r = remote_profile(t.config(), true, addr(), GatewayTls::Simple, Revision(None));
         assert_eq!(
             r.values["istiodRemote"],
             json!({ "injectionURL": "https://172.18.6.66:15017/inject/cluster/remote1/net/network1" })
         );
         assert_eq!(r.values["base"]["validationURL"], "https://172.18.6.66:15017/validate");
         let r2 = t.by_name("remote2").unwrap();
-        let r = remote_profile(r2, false, addr(), GatewayTls::Simple);
+        let r = remote_profile(r2, false, addr(), GatewayTls::Simple, Revision(None));
         assert_eq!(
             r.values["istiodRemote"]["injectionURL"],
             "https://172.18.6.66:15017/inject/cluster/remote2/net/network2"
         );
-        let v6 = remote_profile(t.config(), true, "fd00::66".parse().unwrap(), GatewayTls::Simple);
+        let v6 = remote_profile(
+            t.config(),
+            true,
+            "fd00::66".parse().unwrap(),
+            GatewayTls::Simple,
+            Revision(None),
+        );
         assert_eq!(v6.values["base"]["validationURL"], "https://[fd00::66]:15017/validate");
     }
 
@@ -381,7 +411,7 @@ mod tests {
     fn further_remote_has_its_own_inject_path_and_no_mesh_config() {
         let t = topo(2);
         let r2 = t.by_name("remote2").unwrap();
-        let r = remote_profile(r2, false, addr(), GatewayTls::Passthrough);
+        let r = remote_profile(r2, false, addr(), GatewayTls::Passthrough, Revision(None));
         assert_eq!(
             r.values["istiodRemote"]["injectionPath"],
             "/inject/cluster/remote2/net/network2"
@@ -397,7 +427,7 @@ mod tests {
     #[case(GatewayTls::Simple)]
     fn external_istiod_values(#[case] tls: GatewayTls) {
         let t = topo(1);
-        let e = external_istiod(v("1.31.0"), t.config(), addr(), tls);
+        let e = external_istiod(v("1.31.0"), t.config(), addr(), tls, Revision(None));
         assert_eq!(e.mesh_config["rootNamespace"], "external-istiod");
         assert_eq!(e.mesh_config["defaultConfig"]["discoveryAddress"], "172.18.6.66:15012");
         let g = &e.values["global"];
@@ -433,7 +463,7 @@ mod tests {
         #[case] version: &str,
         #[case] extra: &[&str],
     ) {
-        let env = external_istiod_env(v(version));
+        let env = external_istiod_env(v(version), Revision(None));
         let mut expected = json!({
             "INJECTION_WEBHOOK_CONFIG_NAME": "istio-sidecar-injector-external-istiod",
             "VALIDATION_WEBHOOK_CONFIG_NAME": "istio-validator-external-istiod",
@@ -455,18 +485,25 @@ mod tests {
     #[test]
     fn simple_variant_points_proxies_at_the_gateway_with_a_ca_bundle() {
         let t = topo(1);
-        let r = remote_profile(t.config(), true, addr(), GatewayTls::Simple);
+        let r = remote_profile(t.config(), true, addr(), GatewayTls::Simple, Revision(None));
         let dc = &r.mesh_config["defaultConfig"];
         assert_eq!(dc["discoveryAddress"], "172.18.6.66:15012");
         assert_eq!(dc["proxyMetadata"]["XDS_ROOT_CA"], SIMPLE_CA_BUNDLE);
         assert_eq!(dc["proxyMetadata"]["CA_ROOT_CA"], SIMPLE_CA_BUNDLE);
         assert_eq!(r.values["global"]["caAddress"], "172.18.6.66:15012");
-        let e = external_istiod(v("1.31.0"), t.config(), addr(), GatewayTls::Simple);
+        let e =
+            external_istiod(v("1.31.0"), t.config(), addr(), GatewayTls::Simple, Revision(None));
         assert_eq!(
             e.mesh_config["defaultConfig"]["proxyMetadata"]["XDS_ROOT_CA"],
             SIMPLE_CA_BUNDLE
         );
-        let passthrough = external_istiod(v("1.31.0"), t.config(), addr(), GatewayTls::Passthrough);
+        let passthrough = external_istiod(
+            v("1.31.0"),
+            t.config(),
+            addr(),
+            GatewayTls::Passthrough,
+            Revision(None),
+        );
         assert_eq!(passthrough.mesh_config["defaultConfig"].get("proxyMetadata"), None);
     }
 

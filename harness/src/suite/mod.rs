@@ -154,6 +154,7 @@ fn write_setup_failure_reports(s: &SuiteOptions, problems: &[Problem]) {
         .map(|v| VersionReport {
             setup_error: Some(format!("preflight failed: {}", problems.join("; "))),
             not_run: s.not_run_all("the preflight failed"),
+            overrides: s.overrides(*v),
             ..VersionReport::new(*v, s.installer, topology.clone())
         })
         .collect();
@@ -181,6 +182,7 @@ async fn run_version<P: Provider + Sync>(
     let mut report = VersionReport {
         helm_version: p.programs.helm_version.map(|v| v.to_string()),
         not_run: s.not_run.clone(),
+        overrides: s.overrides(p.version),
         ..VersionReport::new(p.version, s.installer, topology.clone())
     };
     let dir = s.report_dir.join(report.dir_name());

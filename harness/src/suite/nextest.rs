@@ -37,6 +37,7 @@ pub(super) async fn run_scenarios<P, H: Provided>(
         external_addr: plan.options.external_addr,
         kubeconfigs: handle.clusters().into_iter().map(|c| (c.name, c.kubeconfig)).collect(),
         istioctl: Some(p.programs.istioctl.clone()).filter(|p| p.is_absolute()),
+        revision: plan.options.revision().0.map(String::from),
     };
     file.write(&topology_file).map_err(|e| e.to_string())?;
     let topology_file =

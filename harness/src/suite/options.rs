@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::scenarios::{SCENARIOS, Scenario, scenario};
-use crate::install::{GatewayTls, Installer, PlanOptions};
+use crate::install::{GatewayTls, Installer, OverrideError, Overrides, PlanOptions};
 use crate::report::NotRun;
 use crate::topology::{NetworkMode, PLACEHOLDER_EXTERNAL_ADDR, Topology, TopologyError};
 use crate::version::{IstioVersion, VersionError};
@@ -22,6 +22,8 @@ pub struct SuiteOptions {
     /// Image hub and tag of Istio's images (and the samples' hub).
     pub hub: Option<String>,
     pub tag: Option<String>,
+    /// A distribution's values files, revision and chart repository.
+    pub overrides: Overrides,
     /// Keep the clusters and the install after the run.
     pub keep: bool,
     /// Hand the clusters on from one version to the next (Istio removed in between).
@@ -68,6 +70,8 @@ pub enum OptionsError {
     UnknownScenario { name: String, known: String },
     #[error("no scenario can run: {0}")]
     NoScenario(String),
+    #[error(transparent)]
+    Override(#[from] OverrideError),
 }
 
 /// The options of a run as given, before checking (the xtask's arguments map onto it).
@@ -80,6 +84,8 @@ pub struct Requested {
     pub gateway_tls: GatewayTls,
     pub hub: Option<String>,
     pub tag: Option<String>,
+    /// Values files (their text read by the caller), revision, chart repository.
+    pub overrides: Overrides,
     pub keep: bool,
     pub reuse: bool,
     pub parallel: usize,
@@ -101,6 +107,7 @@ impl Requested {
             gateway_tls: GatewayTls::Passthrough,
             hub: None,
             tag: None,
+            overrides: Overrides::default(),
             keep: false,
             reuse: false,
             parallel: 1,
@@ -131,6 +138,8 @@ impl SuiteOptions {
             return Err(OptionsError::NoParallelism);
         }
         Topology::new(r.remotes, r.network_mode)?;
+        // Refused before anything runs, naming the file and the key.
+        r.overrides.check(r.installer)?;
         let (scenarios, not_run) = select_scenarios(&r.scenarios, r.remotes)?;
         if scenarios.is_empty() {
             let why: Vec<String> =
@@ -145,6 +154,7 @@ impl SuiteOptions {
             gateway_tls: r.gateway_tls,
             hub: r.hub,
             tag: r.tag,
+            overrides: r.overrides,
             keep: r.keep,
             reuse: r.reuse,
             parallel: r.parallel,
@@ -175,7 +185,18 @@ impl SuiteOptions {
             external_addr: external_addr.unwrap_or(PLACEHOLDER_EXTERNAL_ADDR),
             hub: self.hub.clone(),
             tag: self.tag.clone(),
+            overrides: self.overrides.clone(),
         }
+    }
+
+    /// The overrides the report shows for `version`: the plan's
+    /// ([`PlanOptions::overrides`]) and the istioctl binary given.
+    pub fn overrides(&self, version: IstioVersion) -> Vec<(String, String)> {
+        let mut list = self.plan_options(version, None).overrides();
+        if let Some(istioctl) = &self.istioctl {
+            list.push(("istioctl".to_string(), istioctl.display().to_string()));
+        }
+        list
     }
 
     /// Every selected scenario as not run, for `why`, plus those never selected.

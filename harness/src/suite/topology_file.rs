@@ -57,9 +57,19 @@ pub struct TopologyFile {
     /// The istioctl of the run, if a scenario wants it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub istioctl: Option<PathBuf>,
+    /// The revision the external istiod runs as (`--revision`, or the backend's);
+    /// `None`, and absent in files written before it, is the default revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
 }
 
 impl TopologyFile {
+    /// The names the charts give the external istiod's objects for the run's
+    /// revision (`istiod[-<revision>]`, the remote webhooks').
+    pub fn revision(&self) -> crate::install::Revision<'_> {
+        crate::install::Revision(self.revision.as_deref())
+    }
+
     /// Reads the file named by [`TOPOLOGY_ENV`].
     pub fn from_env() -> Result<Self, TopologyFileError> {
         let path = std::env::var_os(TOPOLOGY_ENV)
@@ -186,6 +196,7 @@ mod tests {
             external_addr: "172.18.6.66".parse().unwrap(),
             kubeconfigs,
             istioctl: None,
+            revision: None,
         }
     }
 
@@ -198,6 +209,9 @@ mod tests {
         assert_eq!(TopologyFile::read(&path).unwrap(), t);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("\"istio\": \"1.30.3\""), "{text}");
+        let canary = TopologyFile { revision: Some("canary".into()), ..t.clone() };
+        canary.write(&path).unwrap();
+        assert_eq!(TopologyFile::read(&path).unwrap().revision().istiod(), "istiod-canary");
         assert!(text.contains("\"installer\": \"istioctl\""), "{text}");
         assert!(!text.contains("istioctl\":"), "absent istioctl is left out: {text}");
     }
