@@ -2,7 +2,8 @@
 //! and on which topology. One definition, so that a plan printed by `plan` is the
 //! plan `e2e` runs for the same arguments.
 
-use ecp_harness::install::{GatewayTls, Installer};
+use anyhow::Context;
+use ecp_harness::install::{GatewayTls, Installer, Overrides, ValuesFile};
 use ecp_harness::topology::NetworkMode;
 use ecp_harness::version::NEWEST;
 
@@ -41,11 +42,46 @@ pub struct InstallArgs {
     /// Image tag of Istio's images (`global.tag`; default: the Istio version).
     #[arg(long, value_name = "TAG")]
     pub tag: Option<String>,
+    /// A Helm-style values file merged into the values of the external istiod and
+    /// the remote profiles (every backend); `ROLE=FILE` (external, config, remote)
+    /// for that role's clusters only. Repeatable: later files win, role files after
+    /// the others. Keys the procedure sets are refused (docs/procedure.md
+    /// "Distribution overrides").
+    #[arg(long = "values", value_name = "[ROLE=]FILE")]
+    pub values: Vec<String>,
+    /// The revision of the external istiod and the remote profiles (a DNS-1123
+    /// label, not `default`); names, labels and the remote webhooks follow it.
+    /// Default: none (istioctl, helm), `external-istiod` (sail).
+    #[arg(long, value_name = "NAME")]
+    pub revision: Option<String>,
+    /// A chart repository (http or https URL) replacing the backend's own: Istio's
+    /// charts for `helm`, the Sail operator's chart for `sail`; refused for istioctl.
+    #[arg(long, value_name = "URL")]
+    pub helm_repo: Option<String>,
 }
 
 impl InstallArgs {
     pub fn network_mode(&self) -> NetworkMode {
         if self.same_network { NetworkMode::SameNetwork } else { self.network_mode }
+    }
+
+    /// The overrides with every values file read, checked for `installer` (parse
+    /// errors and owned keys name the file and key) before anything runs.
+    pub fn overrides(&self) -> anyhow::Result<Overrides> {
+        let mut values = Vec::new();
+        for arg in &self.values {
+            let (role, path) = ValuesFile::split_arg(arg);
+            let contents = std::fs::read_to_string(path)
+                .with_context(|| format!("reading values file {path}"))?;
+            values.push(ValuesFile::new(path, role, contents));
+        }
+        let overrides = Overrides {
+            values,
+            revision: self.revision.clone(),
+            helm_repo: self.helm_repo.clone(),
+        };
+        overrides.check(self.installer)?;
+        Ok(overrides)
     }
 }
 

@@ -110,6 +110,7 @@ fn options(args: &Args, existing: Option<&Topology>) -> anyhow::Result<SuiteOpti
         gateway_tls: a.gateway_tls,
         hub: a.hub.clone(),
         tag: a.tag.clone(),
+        overrides: a.overrides()?,
         keep: args.keep,
         reuse: args.reuse,
         parallel: args.parallel,

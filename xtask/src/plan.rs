@@ -45,6 +45,7 @@ impl Args {
             external_addr,
             hub: a.hub.clone(),
             tag: a.tag.clone(),
+            overrides: a.overrides()?,
         })
     }
 }

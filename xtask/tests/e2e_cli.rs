@@ -124,6 +124,23 @@ fn bad_arguments_fail_before_any_check() {
     assert!(String::from_utf8_lossy(&out.stdout).is_empty());
 }
 
+/// A values file setting a key the procedure owns stops the run before any check:
+/// the message names the file and the key, and no report or cluster is made.
+#[test]
+fn an_owned_key_in_a_values_file_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("vendor.yaml");
+    std::fs::write(&values, "pilot:\n  env:\n    INJECTION_WEBHOOK_CONFIG_NAME: mine\n").unwrap();
+    let arg = format!("external={}", values.display());
+    let (out, _) = e2e(&["--values", &arg, "--report", "report"], dir.path(), &closed_port_url());
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&values.display().to_string()), "{stderr}");
+    assert!(stderr.contains("`pilot.env.INJECTION_WEBHOOK_CONFIG_NAME`"), "{stderr}");
+    assert!(!stderr.contains("preflight"), "{stderr}");
+    assert!(!dir.path().join("report").exists(), "no report was written");
+}
+
 #[test]
 fn help_documents_every_option() {
     let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["e2e", "--help"]).output().unwrap();
@@ -142,6 +159,9 @@ fn help_documents_every_option() {
         "--node-image <IMAGE>",
         "--hub <HUB>",
         "--tag <TAG>",
+        "--values <[ROLE=]FILE>",
+        "--revision <NAME>",
+        "--helm-repo <URL>",
         "--registry-mirror <REGISTRY=ENDPOINT>",
     ] {
         assert!(help.contains(option), "{option} missing:\n{help}");

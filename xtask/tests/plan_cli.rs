@@ -242,3 +242,53 @@ fn simple_out_writes_keys_0600() {
     assert_eq!(gw.matches("credentialName: external-istiod-gateway-tls").count(), 4, "{gw}");
     assert!(read(dir.path(), "external/gateway-tls-secret.yaml").contains("ca.crt:"));
 }
+
+#[test]
+fn overrides_are_printed_and_written_to_plan_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("x.yaml");
+    std::fs::write(&values, "pilot:\n  resources:\n    requests:\n      cpu: 500m\n").unwrap();
+    let out_dir = dir.path().join("plan");
+    let external = format!("external={}", values.display());
+    let out =
+        xtask(&["--values", &external, "--revision", "canary", "--out", out_dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("Overrides:\n  revision: canary\n"), "{text}");
+    let line = format!("  values (external): {}: pilot.resources.requests.cpu\n", values.display());
+    assert!(text.contains(&line), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&read(&out_dir, "plan.json")).unwrap();
+    let overrides = &json["options"]["overrides"];
+    assert_eq!(overrides["revision"], "canary");
+    assert_eq!(overrides["values"][0]["role"], "external");
+    assert!(read(&out_dir, "external/istiod.yaml").contains("cpu: 500m"));
+    assert!(read(&out_dir, "external/istiod.yaml").contains("revision: canary"));
+}
+
+/// A file that does not parse, or sets a key the procedure owns, is refused before
+/// anything is planned or written, naming the file and the key.
+#[test]
+fn bad_values_files_are_refused_naming_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("plan");
+    let owned = dir.path().join("owned.yaml");
+    std::fs::write(&owned, "global:\n  multiCluster:\n    clusterName: vendor\n").unwrap();
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(&broken, "pilot:\n  env: [unclosed\n").unwrap();
+    let owned_arg = owned.to_str().unwrap();
+    let broken_arg = format!("config={}", broken.display());
+    let out_arg = out_dir.to_str().unwrap();
+
+    let out = xtask(&["--values", owned_arg, "--out", out_arg]);
+    assert_one_line_error(&out, &[owned_arg, "`global.multiCluster.clusterName`"]);
+    let out = xtask(&["--values", &broken_arg, "--out", out_arg]);
+    assert_one_line_error(&out, &[broken.to_str().unwrap(), "not valid YAML", "line 2"]);
+    let missing = dir.path().join("missing.yaml");
+    let out = xtask(&["--values", missing.to_str().unwrap(), "--out", out_arg]);
+    assert_one_line_error(&out, &["reading values file", missing.to_str().unwrap()]);
+    let out = xtask(&["--revision", "Canary", "--out", out_arg]);
+    assert_one_line_error(&out, &["--revision `Canary`", "DNS-1123"]);
+    let out = xtask(&["--helm-repo", "https://charts.example", "--out", out_arg]);
+    assert_one_line_error(&out, &["--helm-repo", "istioctl uses no chart repository"]);
+    assert!(!out_dir.exists(), "nothing was written");
+}
