@@ -11,6 +11,7 @@ pub mod files;
 pub mod install;
 pub mod istio;
 pub mod kube;
+pub mod mesh;
 pub mod outage;
 pub mod preflight;
 pub mod remote_secret;

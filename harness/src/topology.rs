@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
+use crate::mesh::{MAX_MESHES, Mesh};
+
 /// The namespace of the external istiod, and of the remote profile on remotes.
 pub const EXTERNAL_ISTIOD_NAMESPACE: &str = "external-istiod";
 /// The mesh ID every istiod of the mesh shares.
@@ -21,6 +23,14 @@ pub enum TopologyError {
         "--remotes must be between 1 and {MAX_REMOTES} (the first remote is the config cluster), got {0}"
     )]
     RemoteCount(usize),
+    #[error(
+        "--meshes must be between 1 and {MAX_MESHES} (each mesh after the first takes its own pair of control-plane gateway ports, 16022/16027 up to 16082/16087), got {0}"
+    )]
+    MeshCount(usize),
+    #[error(
+        "{meshes} meshes of {remotes} remote(s) each make {total} remote clusters: their disjoint pod and service subnets hold at most {MAX_REMOTES}", total = meshes * remotes
+    )]
+    TooManyClusters { meshes: usize, remotes: usize },
     #[error(
         "external address `{0}` is not an IP address: a hostname as remotePilotAddress renders an ExternalName Service that the webhook client cannot call (istio/istio#45014)"
     )]
@@ -85,6 +95,18 @@ pub struct ClusterSpec {
     pub network: Option<String>,
     pub pod_subnet: Ipv4Net,
     pub service_subnet: Ipv4Net,
+    /// The mesh a remote belongs to (the external cluster's is the first); written
+    /// only for meshes after the first.
+    #[serde(default = "first_mesh", skip_serializing_if = "is_first_mesh")]
+    pub mesh: Mesh,
+}
+
+fn first_mesh() -> Mesh {
+    Mesh::FIRST
+}
+
+fn is_first_mesh(mesh: &Mesh) -> bool {
+    mesh.is_first()
 }
 
 /// The topology a run installs: the external cluster first, then the config cluster,
@@ -93,6 +115,18 @@ pub struct ClusterSpec {
 pub struct Topology {
     pub clusters: Vec<ClusterSpec>,
     pub network_mode: NetworkMode,
+    /// How many meshes the external cluster hosts, each with its own remotes;
+    /// written only when more than one.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub meshes: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 /// Addresses known only once clusters run.
@@ -112,36 +146,70 @@ pub struct RuntimeAddrs {
 impl Topology {
     /// `remotes` counts the config cluster: 1 means external + config.
     pub fn new(remotes: usize, network_mode: NetworkMode) -> Result<Self, TopologyError> {
+        Self::with_meshes(1, remotes, network_mode)
+    }
+
+    /// `meshes` meshes hosted by one external cluster, each with `remotes` remotes of
+    /// its own (its config cluster first). The clusters are numbered on for their
+    /// subnets: external 0, the first mesh's remotes 1..=remotes, the next mesh's
+    /// after them.
+    pub fn with_meshes(
+        meshes: usize,
+        remotes: usize,
+        network_mode: NetworkMode,
+    ) -> Result<Self, TopologyError> {
         if !(1..=MAX_REMOTES).contains(&remotes) {
             return Err(TopologyError::RemoteCount(remotes));
         }
+        if !(1..=MAX_MESHES).contains(&meshes) {
+            return Err(TopologyError::MeshCount(meshes));
+        }
+        if meshes * remotes > MAX_REMOTES {
+            return Err(TopologyError::TooManyClusters { meshes, remotes });
+        }
         let mut clusters =
             vec![ClusterSpec::numbered("external", "external", Role::External, None, 0)];
-        for k in 1..=remotes {
-            let network = match network_mode {
-                NetworkMode::MultiNetwork => format!("network{k}"),
-                NetworkMode::SameNetwork => "network1".to_string(),
-            };
-            let (name, role) = if k == 1 {
-                ("config".to_string(), Role::Config)
-            } else {
-                (format!("remote{k}"), Role::Remote)
-            };
-            clusters.push(ClusterSpec::numbered(
-                &name,
-                &format!("remote{k}"),
-                role,
-                Some(network),
-                k,
-            ));
+        for (m, mesh) in Mesh::all(meshes).enumerate() {
+            for r in 1..=remotes {
+                let network = match network_mode {
+                    NetworkMode::MultiNetwork => mesh.network(r),
+                    NetworkMode::SameNetwork => mesh.network(1),
+                };
+                let role = if r == 1 { Role::Config } else { Role::Remote };
+                let mut spec = ClusterSpec::numbered(
+                    &mesh.cluster_name(r),
+                    &mesh.cluster_id(r),
+                    role,
+                    Some(network),
+                    m * remotes + r,
+                );
+                spec.mesh = mesh;
+                clusters.push(spec);
+            }
         }
-        Ok(Self { clusters, network_mode })
+        Ok(Self { clusters, network_mode, meshes })
+    }
+
+    /// Every mesh, the first first.
+    pub fn mesh_list(&self) -> impl Iterator<Item = Mesh> {
+        Mesh::all(self.meshes)
+    }
+
+    /// The config cluster of `mesh`.
+    pub fn config_of(&self, mesh: Mesh) -> Option<&ClusterSpec> {
+        self.with_role(Role::Config).find(|c| c.mesh == mesh)
+    }
+
+    /// The further remotes of `mesh` (not its config cluster).
+    pub fn further_remotes_of(&self, mesh: Mesh) -> impl Iterator<Item = &ClusterSpec> {
+        self.with_role(Role::Remote).filter(move |c| c.mesh == mesh)
     }
 
     pub fn external(&self) -> &ClusterSpec {
         self.with_role(Role::External).next().expect("a topology always has an external cluster")
     }
 
+    /// The first mesh's config cluster.
     pub fn config(&self) -> &ClusterSpec {
         self.with_role(Role::Config).next().expect("a topology always has a config cluster")
     }
@@ -151,7 +219,7 @@ impl Topology {
         self.clusters.iter().filter(|c| c.role != Role::External)
     }
 
-    /// Further remotes only (not the config cluster).
+    /// Further remotes only (not the config clusters), of every mesh.
     pub fn further_remotes(&self) -> impl Iterator<Item = &ClusterSpec> {
         self.with_role(Role::Remote)
     }
@@ -188,6 +256,7 @@ impl ClusterSpec {
             network,
             pod_subnet: Ipv4Net::new([10, octet, 0, 0].into(), 16).expect("valid prefix"),
             service_subnet: Ipv4Net::new([10, 255, octet, 0].into(), 24).expect("valid prefix"),
+            mesh: Mesh::FIRST,
         }
     }
 
@@ -269,6 +338,57 @@ mod tests {
         assert!(Topology::new(MAX_REMOTES + 1, NetworkMode::default()).is_err());
         let msg = TopologyError::RemoteCount(0).to_string();
         assert!(msg.contains("between 1 and 8"), "{msg}");
+    }
+
+    #[test]
+    fn two_meshes_get_their_own_clusters_ids_networks_and_subnets() {
+        let t = Topology::with_meshes(2, 2, NetworkMode::default()).unwrap();
+        let names: Vec<_> = t
+            .clusters
+            .iter()
+            .map(|c| (c.name.as_str(), c.cluster_id.as_str(), c.network.as_deref(), c.mesh.index()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("external", "external", None, 1),
+                ("config", "remote1", Some("network1"), 1),
+                ("remote2", "remote2", Some("network2"), 1),
+                ("mesh2-config", "mesh2-remote1", Some("mesh2-network1"), 2),
+                ("mesh2-remote2", "mesh2-remote2", Some("mesh2-network2"), 2),
+            ]
+        );
+        let mesh2 = Mesh::new(2).unwrap();
+        assert_eq!(t.config_of(mesh2).unwrap().name, "mesh2-config");
+        assert_eq!(t.further_remotes_of(mesh2).count(), 1);
+        assert_eq!(t.config().name, "config");
+        assert_eq!(t.clusters[4].pod_subnet.to_string(), "10.50.0.0/16");
+        assert_eq!(t.mesh_list().count(), 2);
+    }
+
+    #[test]
+    fn mesh_counts_the_ports_and_subnets_cannot_hold_are_refused() {
+        let mm = NetworkMode::default();
+        assert_eq!(Topology::with_meshes(0, 1, mm).unwrap_err(), TopologyError::MeshCount(0));
+        assert_eq!(Topology::with_meshes(9, 1, mm).unwrap_err(), TopologyError::MeshCount(9));
+        assert!(Topology::with_meshes(8, 1, mm).is_ok());
+        assert_eq!(
+            Topology::with_meshes(3, 3, mm).unwrap_err(),
+            TopologyError::TooManyClusters { meshes: 3, remotes: 3 }
+        );
+        let msg = TopologyError::TooManyClusters { meshes: 3, remotes: 3 }.to_string();
+        assert!(msg.contains("9 remote clusters") && msg.contains("at most 8"), "{msg}");
+        assert!(TopologyError::MeshCount(0).to_string().contains("between 1 and 8"));
+    }
+
+    #[test]
+    fn one_mesh_serializes_as_before() {
+        let t = Topology::new(1, NetworkMode::default()).unwrap();
+        let json = serde_json::to_string(&t).unwrap();
+        assert!(!json.contains("mesh"), "{json}");
+        let t2 = Topology::with_meshes(2, 1, NetworkMode::default()).unwrap();
+        let back: Topology = serde_json::from_str(&serde_json::to_string(&t2).unwrap()).unwrap();
+        assert_eq!(back, t2);
     }
 
     #[test]
