@@ -400,6 +400,50 @@ impl VersionReport {
     }
 
     /// The Markdown summary.
+    /// The topology table of the clusters `keep` selects.
+    fn clusters_markdown(
+        &self,
+        md: &mut String,
+        keep: impl Fn(&crate::topology::ClusterSpec) -> bool,
+    ) {
+        let _ = writeln!(md, "| cluster | istiod's name | role | network | pods | services |");
+        let _ = writeln!(md, "|---|---|---|---|---|---|");
+        for c in self.topology.clusters.iter().filter(|c| keep(c)) {
+            let role = serde_json::to_value(c.role)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {role} | {} | {} | {} |",
+                c.name,
+                c.cluster_id,
+                c.network.as_deref().unwrap_or("-"),
+                c.pod_subnet,
+                c.service_subnet
+            );
+        }
+    }
+
+    /// Several meshes: the external cluster, then one section per mesh (its ports on
+    /// the control-plane gateway, its istiod's namespace, its clusters).
+    fn meshes_markdown(&self, md: &mut String) {
+        let _ = writeln!(md, "\n## Topology\n");
+        let external = crate::topology::Role::External;
+        self.clusters_markdown(md, |c| c.role == external);
+        for mesh in self.topology.mesh_list() {
+            let _ = writeln!(md, "\n## Mesh {}\n", mesh.id());
+            let _ = writeln!(
+                md,
+                "- istiod: namespace {} of the external cluster\n- Gateway ports: {} (xDS and CA), {} (webhooks)\n",
+                mesh.namespace(),
+                mesh.xds_port(),
+                mesh.webhook_port()
+            );
+            self.clusters_markdown(md, |c| c.role != external && c.mesh == mesh);
+        }
+    }
+
     pub fn markdown(&self) -> String {
         let mut md = String::new();
         let verdict = if self.passed() { "PASSED" } else { "FAILED" };
@@ -425,23 +469,11 @@ impl VersionReport {
             let _ = writeln!(md, "- Stopped before the scenarios: {}", one_line(error));
         }
 
-        let _ = writeln!(md, "\n## Topology\n");
-        let _ = writeln!(md, "| cluster | istiod's name | role | network | pods | services |");
-        let _ = writeln!(md, "|---|---|---|---|---|---|");
-        for c in &self.topology.clusters {
-            let role = serde_json::to_value(c.role)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default();
-            let _ = writeln!(
-                md,
-                "| {} | {} | {role} | {} | {} | {} |",
-                c.name,
-                c.cluster_id,
-                c.network.as_deref().unwrap_or("-"),
-                c.pod_subnet,
-                c.service_subnet
-            );
+        if self.topology.meshes > 1 {
+            self.meshes_markdown(&mut md);
+        } else {
+            let _ = writeln!(md, "\n## Topology\n");
+            self.clusters_markdown(&mut md, |_| true);
         }
 
         let _ = writeln!(md, "\n## Scenarios\n");
@@ -627,6 +659,25 @@ mod tests {
             diagnostics: Some("istio-1.30.3-helm/diagnostics".into()),
             elapsed: Duration::from_secs(600),
         }
+    }
+
+    #[test]
+    fn several_meshes_get_a_section_each() {
+        let mut r = report();
+        r.topology = Topology::with_meshes(2, 1, NetworkMode::MultiNetwork).unwrap();
+        let md = r.markdown();
+        for text in [
+            "## Mesh mesh1",
+            "## Mesh mesh2",
+            "namespace external-istiod-mesh2",
+            "16022 (xDS and CA), 16027 (webhooks)",
+            "| mesh2-config | mesh2-remote1 | config |",
+        ] {
+            assert!(md.contains(text), "{text} missing:\n{md}");
+        }
+        let mesh2 = &md[md.find("## Mesh mesh2").unwrap()..];
+        assert!(!mesh2.contains("| config | remote1 |"), "mesh1's cluster in mesh2's section");
+        assert!(!report().markdown().contains("## Mesh"), "one mesh: the topology table as before");
     }
 
     #[test]

@@ -60,6 +60,7 @@ fn plan() -> Plan {
         hub: None,
         tag: None,
         overrides: Default::default(),
+        meshes: 1,
     })
     .unwrap()
 }

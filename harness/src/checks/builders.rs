@@ -4,11 +4,9 @@
 
 use std::net::IpAddr;
 
-use crate::install::values::{
-    INJECTION_WEBHOOK_CONFIG_NAME, SHARED_MESH_CONFIG, VALIDATION_WEBHOOK_CONFIG_NAME,
-};
+use crate::install::values::SHARED_MESH_CONFIG;
 use crate::install::{Check, INGRESS_GATEWAY, SAMPLE_NAMESPACE, WaitCondition, WebhookKind};
-use crate::topology::EXTERNAL_ISTIOD_NAMESPACE;
+use crate::mesh::Mesh;
 use crate::version::IstioVersion;
 
 /// helloworld as a client in the mesh asks it (procedure.md step 6).
@@ -46,18 +44,28 @@ fn strings(values: &[&str]) -> Vec<String> {
 impl Check {
     /// The config cluster's injector configuration, with its four webhooks.
     pub fn injector_webhooks() -> Self {
+        Self::injector_webhooks_of(Mesh::FIRST)
+    }
+
+    /// The injector configuration of `mesh` on its remotes.
+    pub fn injector_webhooks_of(mesh: Mesh) -> Self {
         Check::WebhookConfigurationExists {
             kind: WebhookKind::Mutating,
-            name: INJECTION_WEBHOOK_CONFIG_NAME.into(),
+            name: mesh.injection_webhook_config(),
             min_webhooks: INJECTOR_WEBHOOKS,
         }
     }
 
     /// The config cluster's validating configuration of the external istiod.
     pub fn validator_webhooks() -> Self {
+        Self::validator_webhooks_of(Mesh::FIRST)
+    }
+
+    /// The validating configuration of `mesh` on its config cluster.
+    pub fn validator_webhooks_of(mesh: Mesh) -> Self {
         Check::WebhookConfigurationExists {
             kind: WebhookKind::Validating,
-            name: VALIDATION_WEBHOOK_CONFIG_NAME.into(),
+            name: mesh.validation_webhook_config(),
             min_webhooks: 1,
         }
     }
@@ -65,45 +73,68 @@ impl Check {
     /// The `istiod` Service of `external-istiod` points at `address` (the version's
     /// address object).
     pub fn istiod_address(istio: IstioVersion, address: IpAddr) -> Self {
+        Self::istiod_address_of(Mesh::FIRST, istio, address)
+    }
+
+    /// The `istiod` Service of `mesh`'s namespace points at `address` with the mesh's
+    /// ports.
+    pub fn istiod_address_of(mesh: Mesh, istio: IstioVersion, address: IpAddr) -> Self {
         Check::IstiodAddress {
-            namespace: EXTERNAL_ISTIOD_NAMESPACE.into(),
+            namespace: mesh.namespace(),
             object: istio.istiod_address_object(),
             address,
+            ports: [mesh.xds_port(), mesh.webhook_port()],
         }
     }
 
     /// The mesh config the config cluster shares: config map `istio` in
     /// `external-istiod`, and `values` where the version renders it.
     pub fn mesh_config_maps(istio: IstioVersion) -> Vec<Self> {
+        Self::mesh_config_maps_of(Mesh::FIRST, istio)
+    }
+
+    /// The mesh config maps of `mesh` on its config cluster.
+    pub fn mesh_config_maps_of(mesh: Mesh, istio: IstioVersion) -> Vec<Self> {
         let mut names = vec![SHARED_MESH_CONFIG];
         if istio.renders_values_configmap() {
             names.push("values");
         }
         names
             .into_iter()
-            .map(|name| Check::ConfigMapExists {
-                namespace: EXTERNAL_ISTIOD_NAMESPACE.into(),
-                name: name.into(),
-            })
+            .map(|name| Check::ConfigMapExists { namespace: mesh.namespace(), name: name.into() })
             .collect()
     }
 
     /// What the guide checks on the config cluster after installing the remote
     /// profile: both webhook configurations, the istiod address, the mesh config.
     pub fn config_cluster_profile(istio: IstioVersion, address: IpAddr) -> Vec<Self> {
+        Self::config_cluster_profile_of(Mesh::FIRST, istio, address)
+    }
+
+    /// [`Self::config_cluster_profile`] for `mesh`'s names and ports.
+    pub fn config_cluster_profile_of(
+        mesh: Mesh,
+        istio: IstioVersion,
+        address: IpAddr,
+    ) -> Vec<Self> {
         let mut checks = vec![
-            Self::injector_webhooks(),
-            Self::validator_webhooks(),
-            Self::istiod_address(istio, address),
+            Self::injector_webhooks_of(mesh),
+            Self::validator_webhooks_of(mesh),
+            Self::istiod_address_of(mesh, istio, address),
         ];
-        checks.extend(Self::mesh_config_maps(istio));
+        checks.extend(Self::mesh_config_maps_of(mesh, istio));
         checks
     }
 
     /// What the guide checks on a further remote after installing the remote
     /// profile: the injector and the istiod address.
     pub fn remote_profile(istio: IstioVersion, address: IpAddr) -> Vec<Self> {
-        vec![Self::injector_webhooks(), Self::istiod_address(istio, address)]
+        Self::remote_profile_of(Mesh::FIRST, istio, address)
+    }
+
+    /// [`Self::remote_profile`] for `mesh`'s names and ports.
+    pub fn remote_profile_of(mesh: Mesh, istio: IstioVersion, address: IpAddr) -> Vec<Self> {
+        vec![Self::injector_webhooks_of(mesh), Self::istiod_address_of(mesh, istio, address)]
     }
 
     /// No webhook configuration of the cluster mentions `text`.
@@ -128,8 +159,13 @@ impl Check {
     /// outside the mesh, helloworld answers every version of `versions` within
     /// `requests` requests.
     pub fn ingress_greeting(versions: &[&str], requests: u32) -> Self {
+        Self::ingress_greeting_of(Mesh::FIRST, versions, requests)
+    }
+
+    /// [`Self::ingress_greeting`] through `mesh`'s ingress gateway (in its namespace).
+    pub fn ingress_greeting_of(mesh: Mesh, versions: &[&str], requests: u32) -> Self {
         Check::IngressGreeting {
-            namespace: EXTERNAL_ISTIOD_NAMESPACE.into(),
+            namespace: mesh.namespace(),
             service: INGRESS_GATEWAY.into(),
             port: INGRESS_PORT,
             path: INGRESS_PATH.into(),
@@ -179,8 +215,13 @@ impl WaitCondition {
     /// The external istiod's pods (`app=istiod` in `external-istiod` of the external
     /// cluster): 1/1 Running, no sidecar.
     pub fn external_istiod_pods() -> Self {
+        Self::external_istiod_pods_of(Mesh::FIRST)
+    }
+
+    /// `mesh`'s istiod pods in its namespace of the external cluster.
+    pub fn external_istiod_pods_of(mesh: Mesh) -> Self {
         WaitCondition::PodsReady {
-            namespace: EXTERNAL_ISTIOD_NAMESPACE.into(),
+            namespace: mesh.namespace(),
             selector: "app=istiod".into(),
             containers: 1,
             sidecar: false,

@@ -15,6 +15,7 @@ use kube::api::{Api, ListParams};
 
 use super::{CheckFailed, failed};
 use crate::install::WebhookKind;
+use crate::install::plan::GUIDE_ISTIOD_PORTS;
 use crate::kube::conditions::{ContainerPlacement, Explain, PodReady, container_placement};
 use crate::version::IstiodAddressObject;
 
@@ -54,24 +55,33 @@ pub fn webhooks_mentioning(
     m.chain(v).collect()
 }
 
-const ISTIOD_PORTS: [i32; 2] = [15012, 15017];
-
 /// Whether an `istiod` Endpoints object points at `address` with ports 15012 and 15017.
 pub fn endpoints_point_at(endpoints: &Endpoints, address: IpAddr) -> bool {
+    endpoints_point_at_ports(endpoints, address, GUIDE_ISTIOD_PORTS)
+}
+
+/// Whether an `istiod` Endpoints object points at `address` with `ports` (a mesh's
+/// xDS and webhook ports).
+pub fn endpoints_point_at_ports(endpoints: &Endpoints, address: IpAddr, ports: [u16; 2]) -> bool {
     let address = address.to_string();
     endpoints.subsets.iter().flatten().any(|subset| {
         let has_address = subset.addresses.iter().flatten().any(|a| a.ip == address);
-        let ports: BTreeSet<i32> = subset.ports.iter().flatten().map(|p| p.port).collect();
-        has_address && ISTIOD_PORTS.iter().all(|p| ports.contains(p))
+        let seen: BTreeSet<i32> = subset.ports.iter().flatten().map(|p| p.port).collect();
+        has_address && ports.iter().all(|p| seen.contains(&i32::from(*p)))
     })
 }
 
 /// Whether an EndpointSlice points at `address` with ports 15012 and 15017.
 pub fn slice_points_at(slice: &EndpointSlice, address: IpAddr) -> bool {
+    slice_points_at_ports(slice, address, GUIDE_ISTIOD_PORTS)
+}
+
+/// Whether an EndpointSlice points at `address` with `ports`.
+pub fn slice_points_at_ports(slice: &EndpointSlice, address: IpAddr, ports: [u16; 2]) -> bool {
     let address = address.to_string();
     let has_address = slice.endpoints.iter().flatten().any(|e| e.addresses.contains(&address));
-    let ports: BTreeSet<i32> = slice.ports.iter().flatten().filter_map(|p| p.port).collect();
-    has_address && ISTIOD_PORTS.iter().all(|p| ports.contains(p))
+    let seen: BTreeSet<i32> = slice.ports.iter().flatten().filter_map(|p| p.port).collect();
+    has_address && ports.iter().all(|p| seen.contains(&i32::from(*p)))
 }
 
 // ---- cluster checks -------------------------------------------------------------
@@ -146,20 +156,21 @@ pub(super) async fn webhooks_do_not_mention(
 }
 
 /// The `istiod` Service's address object (the version's `object`) points at
-/// `address` with ports 15012 and 15017.
+/// `address` with `ports` (15012 and 15017 for the first mesh).
 pub(super) async fn istiod_address(
     cluster: &str,
     client: &Client,
     namespace: &str,
     object: IstiodAddressObject,
     address: IpAddr,
+    ports: [u16; 2],
 ) -> Result<(), CheckFailed> {
-    let check = format!("istiod in {namespace} points at {address}:15012/15017");
+    let check = format!("istiod in {namespace} points at {address}:{}/{}", ports[0], ports[1]);
     let seen = match object {
         IstiodAddressObject::Endpoints => {
             let api = Api::<Endpoints>::namespaced(client.clone(), namespace);
             match api.get_opt("istiod").await {
-                Ok(Some(ep)) if endpoints_point_at(&ep, address) => return Ok(()),
+                Ok(Some(ep)) if endpoints_point_at_ports(&ep, address, ports) => return Ok(()),
                 Ok(Some(_)) => "Endpoints istiod points elsewhere".to_string(),
                 Ok(None) => "no Endpoints istiod".to_string(),
                 Err(e) => format!("reading Endpoints failed: {e}"),
@@ -169,7 +180,7 @@ pub(super) async fn istiod_address(
             let api = Api::<EndpointSlice>::namespaced(client.clone(), namespace);
             let lp = ListParams::default().labels("kubernetes.io/service-name=istiod");
             match api.list(&lp).await {
-                Ok(list) if list.items.iter().any(|s| slice_points_at(s, address)) => {
+                Ok(list) if list.items.iter().any(|s| slice_points_at_ports(s, address, ports)) => {
                     return Ok(());
                 }
                 Ok(list) => {

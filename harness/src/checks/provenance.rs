@@ -237,11 +237,22 @@ fn env<'a>(container: &'a Container, name: &str) -> Option<&'a str> {
 /// What shows that a pod's proxy was not injected by the external istiod serving
 /// `cluster_id` at `address`: cluster ID, discovery address and CA address.
 pub fn proxy_provenance_problems(pod: &Pod, cluster_id: &str, address: IpAddr) -> Vec<String> {
+    proxy_provenance_problems_at(pod, cluster_id, address, XDS_PORT)
+}
+
+/// [`proxy_provenance_problems`] for a mesh whose xDS and CA are on `xds_port` of
+/// the gateway (a mesh after the first, [`crate::mesh::Mesh::xds_port`]).
+pub fn proxy_provenance_problems_at(
+    pod: &Pod,
+    cluster_id: &str,
+    address: IpAddr,
+    xds_port: u16,
+) -> Vec<String> {
     let name = pod.metadata.name.as_deref().unwrap_or("<unnamed>");
     let Some(proxy) = proxy_container(pod) else {
         return vec![format!("pod {name} has no {ISTIO_PROXY}")];
     };
-    let xds = host_port(address, XDS_PORT);
+    let xds = host_port(address, xds_port);
     let mut problems = Vec::new();
     let id = env(proxy, "ISTIO_META_CLUSTER_ID");
     if id != Some(cluster_id) {

@@ -17,6 +17,7 @@ use serde_json::Value;
 use super::plan::{Action, PlanError, PlanFile, PlanOptions, Program};
 use super::values::{self, GatewayValues, InstallValues};
 use super::{helm, istioctl, sail};
+use crate::mesh::Mesh;
 use crate::topology::{ClusterSpec, EXTERNAL_ISTIOD_NAMESPACE, Role};
 use crate::version::IstioVersion;
 
@@ -140,7 +141,13 @@ impl Revision<'_> {
     /// `<base>[-<revision>]-external-istiod` (`base` is `istio-sidecar-injector` or
     /// `istio-validator`).
     pub fn webhook_config(self, base: &str) -> String {
-        format!("{}-{EXTERNAL_ISTIOD_NAMESPACE}", self.name(base))
+        self.webhook_config_in(base, EXTERNAL_ISTIOD_NAMESPACE)
+    }
+
+    /// The same in a mesh's `namespace` (the chart appends the release namespace):
+    /// `<base>[-<revision>]-<namespace>`.
+    pub fn webhook_config_in(self, base: &str, namespace: &str) -> String {
+        format!("{}-{namespace}", self.name(base))
     }
 }
 
@@ -163,8 +170,8 @@ pub enum Component {
 
 impl Component {
     /// Step 1's gateway.
-    pub fn control_plane_gateway() -> Self {
-        Self::ControlPlaneGateway(values::control_plane_gateway())
+    pub fn control_plane_gateway(meshes: usize) -> Self {
+        Self::ControlPlaneGateway(values::control_plane_gateway_for(meshes))
     }
 
     /// The remote profile for `cluster` ([`values::remote_profile`]).
@@ -197,22 +204,27 @@ impl Component {
     }
 
     /// Step 7's gateway.
-    pub fn ingress_gateway() -> Self {
-        Self::IngressGateway(values::remote_ingress_gateway())
+    pub fn ingress_gateway(mesh: Mesh) -> Self {
+        Self::IngressGateway(values::remote_ingress_gateway_of(mesh))
     }
 
-    /// The east-west gateway of `network`.
-    pub fn eastwest_gateway(network: &str) -> Self {
-        Self::EastWestGateway(values::eastwest_gateway(network))
+    /// The east-west gateway of `network` of `mesh`.
+    pub fn eastwest_gateway(mesh: Mesh, network: &str) -> Self {
+        Self::EastWestGateway(values::eastwest_gateway_of(mesh, network))
     }
 
-    /// The namespace it is installed in.
-    pub fn namespace(&self) -> &'static str {
+    /// The namespace it is installed in: a gateway's own, else the mesh's namespace
+    /// its values name (`global.istioNamespace`).
+    pub fn namespace(&self) -> &str {
         match self {
             Self::ControlPlaneGateway(g) | Self::IngressGateway(g) | Self::EastWestGateway(g) => {
-                g.namespace
+                &g.namespace
             }
-            Self::RemoteProfile { .. } | Self::ExternalIstiod(_) => EXTERNAL_ISTIOD_NAMESPACE,
+            Self::RemoteProfile { values, .. } | Self::ExternalIstiod(values) => {
+                values.values["global"]["istioNamespace"]
+                    .as_str()
+                    .unwrap_or(EXTERNAL_ISTIOD_NAMESPACE)
+            }
         }
     }
 
@@ -237,18 +249,27 @@ pub struct Target<'a> {
     pub opts: &'a PlanOptions,
     /// The id of the step, for errors.
     step: &'a str,
+    /// The plan directory of its files: the cluster's, or a mesh's within it.
+    dir: String,
     files: Vec<PlanFile>,
     undo: Vec<Action>,
 }
 
 impl<'a> Target<'a> {
     pub(super) fn new(cluster: &'a str, opts: &'a PlanOptions, step: &'a str) -> Self {
-        Self { cluster, opts, step, files: Vec::new(), undo: Vec::new() }
+        Self { cluster, opts, step, dir: cluster.to_string(), files: Vec::new(), undo: Vec::new() }
     }
 
-    /// The plan-relative path of `name` in the cluster's directory.
+    /// Its files go to `dir` instead of the cluster's directory (a mesh after the
+    /// first on the external cluster: `external/mesh2`).
+    pub(super) fn in_dir(mut self, dir: String) -> Self {
+        self.dir = dir;
+        self
+    }
+
+    /// The plan-relative path of `name` in the cluster's (or mesh's) directory.
     pub fn path(&self, name: &str) -> String {
-        format!("{}/{name}", self.cluster)
+        format!("{}/{name}", self.dir)
     }
 
     /// Adds the YAML file `<cluster>/<name>` of `docs` (one document each) and returns

@@ -282,6 +282,7 @@ mod tests {
             hub: Some("quay.io/vendor".into()),
             tag: None,
             overrides: Default::default(),
+            meshes: 1,
         }
     }
 

@@ -49,7 +49,21 @@ pub fn plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
     if opts.external_addr.is_ipv6() && !opts.istio.accepts_ipv6_remote_address() {
         return Err(PlanError::Ipv6ExternalAddr { istio: opts.istio, addr: opts.external_addr });
     }
-    let topology = Topology::new(opts.remotes, opts.network_mode)?;
+    if opts.meshes > 1 {
+        let unsupported = match (opts.installer, opts.gateway_tls) {
+            (Installer::Sail, _) => {
+                Some("--installer sail (one operator and one revision per cluster)")
+            }
+            (_, GatewayTls::Simple) => {
+                Some("--gateway-tls simple (its plugged-in CA would be every mesh's root)")
+            }
+            _ => None,
+        };
+        if let Some(what) = unsupported {
+            return Err(PlanError::MeshesNotSupported { meshes: opts.meshes, what: what.into() });
+        }
+    }
+    let topology = Topology::with_meshes(opts.meshes, opts.remotes, opts.network_mode)?;
     let mut planner = steps::Planner::new(opts, topology);
     steps::all_steps(&mut planner)?;
     Ok(planner.finish())

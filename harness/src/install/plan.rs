@@ -88,6 +88,19 @@ pub struct PlanOptions {
     /// "Distribution overrides").
     #[serde(default, skip_serializing_if = "Overrides::is_empty")]
     pub overrides: Overrides,
+    /// Meshes the external cluster hosts, each with `remotes` remotes of its own
+    /// (procedure.md "Several meshes on one external cluster"); written only when
+    /// more than one.
+    #[serde(default = "one_mesh", skip_serializing_if = "is_one_mesh")]
+    pub meshes: usize,
+}
+
+fn one_mesh() -> usize {
+    1
+}
+
+fn is_one_mesh(n: &usize) -> bool {
+    *n == 1
 }
 
 impl PlanOptions {
@@ -105,6 +118,7 @@ impl PlanOptions {
             hub: None,
             tag: None,
             overrides: Overrides::default(),
+            meshes: 1,
         }
     }
 
@@ -306,9 +320,16 @@ pub enum Check {
     WebhookConfigurationExists { kind: WebhookKind, name: String, min_webhooks: u32 },
     /// The ConfigMap exists.
     ConfigMapExists { namespace: String, name: String },
-    /// The `istiod` Service's address object points at `address` with ports 15012
-    /// and 15017; `object` is the version's ([`IstioVersion::istiod_address_object`]).
-    IstiodAddress { namespace: String, object: IstiodAddressObject, address: IpAddr },
+    /// The `istiod` Service's address object points at `address` with ports
+    /// `ports` (xDS and webhooks: 15012 and 15017, a later mesh's own pair);
+    /// `object` is the version's ([`IstioVersion::istiod_address_object`]).
+    IstiodAddress {
+        namespace: String,
+        object: IstiodAddressObject,
+        address: IpAddr,
+        #[serde(default = "guide_istiod_ports", skip_serializing_if = "is_guide_istiod_ports")]
+        ports: [u16; 2],
+    },
     /// No webhook configuration of the cluster mentions `text` (istio/istio#37674).
     WebhooksDoNotMention { text: String },
     /// From a pod matching `selector` (container `container`), `curl -sS url`
@@ -332,6 +353,17 @@ pub enum Check {
         versions: Vec<String>,
         requests: u32,
     },
+}
+
+/// The guide's istiod ports, 15012 and 15017: the first mesh's.
+pub const GUIDE_ISTIOD_PORTS: [u16; 2] = [15012, 15017];
+
+fn guide_istiod_ports() -> [u16; 2] {
+    GUIDE_ISTIOD_PORTS
+}
+
+fn is_guide_istiod_ports(ports: &[u16; 2]) -> bool {
+    *ports == GUIDE_ISTIOD_PORTS
 }
 
 /// Why a plan cannot be made or written.
@@ -363,6 +395,12 @@ pub enum PlanError {
     NotInstallable { istio: IstioVersion, installer: Installer, range: String },
     #[error(transparent)]
     Override(#[from] OverrideError),
+    /// Several meshes are planned for istioctl and Helm with TLS passthrough only
+    /// (procedure.md "Several meshes on one external cluster").
+    #[error(
+        "--meshes {meshes} is not built for {what}: several meshes are planned for --installer istioctl or helm with --gateway-tls passthrough"
+    )]
+    MeshesNotSupported { meshes: usize, what: String },
     #[error("cannot write the plan to {}: {error}", dir.display())]
     Write { dir: PathBuf, error: std::io::Error },
 }

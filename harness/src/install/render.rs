@@ -63,6 +63,9 @@ impl Plan {
                 c.service_subnet,
             );
         }
+        if self.topology.meshes > 1 {
+            out.push_str(&self.routing_table());
+        }
         for step in &self.steps {
             let _ = writeln!(out);
             let _ =
@@ -70,6 +73,34 @@ impl Plan {
             for action in &step.actions {
                 let _ = writeln!(out, "   - {}", describe(action));
             }
+        }
+        out
+    }
+
+    /// How the control-plane gateway keeps the meshes apart: one line per mesh with
+    /// its mesh ID, its xDS/CA and webhook ports on the gateway, the namespace of its
+    /// istiod and its config cluster (procedure.md "Several meshes on one external
+    /// cluster").
+    pub fn routing_table(&self) -> String {
+        let mut out =
+            String::from("Routing (control-plane gateway istio-system/istio-ingressgateway):\n");
+        let _ = writeln!(
+            out,
+            "  {:<6} {:<9} {:<12} {:<22} config cluster (ID)",
+            "mesh", "xds/ca", "webhooks", "istiod namespace"
+        );
+        for mesh in self.topology.mesh_list() {
+            let config = self.topology.config_of(mesh);
+            let _ = writeln!(
+                out,
+                "  {:<6} {:<9} {:<12} {:<22} {} ({})",
+                mesh.id(),
+                mesh.xds_port(),
+                format!("{} -> 443", mesh.webhook_port()),
+                mesh.namespace(),
+                config.map(|c| c.name.as_str()).unwrap_or("-"),
+                config.map(|c| c.cluster_id.as_str()).unwrap_or("-"),
+            );
         }
         out
     }
@@ -118,6 +149,11 @@ impl Plan {
             crate::files::write_new(&path, file.contents.as_bytes(), mode).map_err(fail)?;
             written.push(path);
         }
+        if self.topology.meshes > 1 {
+            let path = dir.join(ROUTING_TABLE);
+            crate::files::write_new(&path, self.routing_table().as_bytes(), 0o644).map_err(fail)?;
+            written.push(path);
+        }
         let json = dir.join(PLAN_JSON);
         crate::files::write_new(&json, self.to_json().as_bytes(), 0o644).map_err(fail)?;
         written.push(json);
@@ -142,6 +178,9 @@ impl Plan {
         Ok(replaced)
     }
 }
+
+/// The routing table's file beside `plan.json`, written for several meshes.
+pub const ROUTING_TABLE: &str = "routing.txt";
 
 /// What a private plan file holds once [`Plan::remove_private_files`] has run.
 pub const REMOVED_PRIVATE_FILE: &str =
@@ -238,8 +277,11 @@ fn describe_check(c: &Check) -> String {
             format!("{} webhook configuration {name} ({min_webhooks}+ webhooks)", kebab(kind))
         }
         Check::ConfigMapExists { namespace, name } => format!("config map {namespace}/{name}"),
-        Check::IstiodAddress { namespace, object, address } => {
-            format!("{object:?} of service {namespace}/istiod point at {address} (15012, 15017)")
+        Check::IstiodAddress { namespace, object, address, ports } => {
+            let [xds, webhook] = ports;
+            format!(
+                "{object:?} of service {namespace}/istiod point at {address} ({xds}, {webhook})"
+            )
         }
         Check::WebhooksDoNotMention { text } => {
             format!("no webhook configuration mentions {text}")

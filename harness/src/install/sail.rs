@@ -136,7 +136,7 @@ impl InstallerBackend for Sail {
                 let mut actions = install_operator(t)?;
                 let values = with_images(json!({}), t.opts.hub.as_deref(), t.opts.tag.as_deref());
                 let values = InstallValues { mesh_config: Value::Null, values };
-                let mesh = istio(GATEWAY_MESH, g.namespace, t.opts.istio, "default", &values);
+                let mesh = istio(GATEWAY_MESH, &g.namespace, t.opts.istio, "default", &values);
                 actions.extend(apply_ready(t, "gateway-mesh.yaml", mesh, "Istio", GATEWAY_MESH)?);
                 actions.extend(gateway(t, &file, g, None)?);
                 Ok(actions)
@@ -373,7 +373,7 @@ fn gateway(
 
 /// The objects of one gateway (the module docs: injected, with Service, account, Role).
 pub fn gateway_manifests(g: &GatewayValues, revision: Option<&str>) -> Vec<Value> {
-    let (name, ns) = (g.name, g.namespace);
+    let (name, ns) = (g.name, g.namespace.as_str());
     let labels = g.labels();
     let mut pod_labels = labels.clone();
     match revision {

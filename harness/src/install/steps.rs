@@ -15,6 +15,7 @@ use super::plan::{
 };
 use super::values::{WEBHOOK_PORT, XDS_PORT};
 use crate::checks::{MeshClient, REQUESTS_FOR_BOTH_VERSIONS};
+use crate::mesh::Mesh;
 use crate::remote_secret::{RemoteSecret, SecretType};
 use crate::samples::{self, SampleImages};
 use crate::tls::{GATEWAY_TLS_SECRET, GatewayCerts};
@@ -56,6 +57,8 @@ pub(super) struct Planner<'a> {
     files: Vec<PlanFile>,
     /// What undoes what was created, in creation order: (step, cluster, action).
     undo: Vec<(u8, String, Action)>,
+    /// The mesh steps 2 to 8 are planned for (the first for steps 1 and 9).
+    mesh: Mesh,
 }
 
 impl<'a> Planner<'a> {
@@ -64,7 +67,15 @@ impl<'a> Planner<'a> {
         if let Some(hub) = &opts.hub {
             images = images.with_hub(hub);
         }
-        Self { opts, topology, images, steps: Vec::new(), files: Vec::new(), undo: Vec::new() }
+        Self {
+            opts,
+            topology,
+            images,
+            steps: Vec::new(),
+            files: Vec::new(),
+            undo: Vec::new(),
+            mesh: Mesh::FIRST,
+        }
     }
 
     pub(super) fn finish(self) -> Plan {
@@ -85,10 +96,23 @@ impl<'a> Planner<'a> {
         cluster: &str,
         actions: Vec<Action>,
     ) -> &mut Step {
+        // A mesh after the first: its step ids carry its suffix, its titles its
+        // namespace and name; the first mesh's stay the guide's.
+        let (id, title) = match self.mesh.is_first() {
+            true => (id.to_string(), title.to_string()),
+            false => (
+                format!("{id}{}", self.mesh.suffix()),
+                format!(
+                    "{} [{}]",
+                    title.replace("external-istiod", &self.mesh.namespace()),
+                    self.mesh
+                ),
+            ),
+        };
         self.steps.push(Step {
             number,
-            id: id.to_string(),
-            title: title.to_string(),
+            id,
+            title,
             cluster: cluster.to_string(),
             actions,
             phase: StepPhase::Install,
@@ -147,6 +171,9 @@ impl<'a> Planner<'a> {
         component: &Component,
     ) -> Result<Vec<Action>, PlanError> {
         let mut target = Target::new(&cluster.name, self.opts, step.1);
+        if cluster.role == crate::topology::Role::External {
+            target = target.in_dir(self.external_dir());
+        }
         let actions = self.opts.installer.backend().install(component, &mut target)?;
         let (files, undo) = target.finish();
         self.files.extend(files);
@@ -154,6 +181,26 @@ impl<'a> Planner<'a> {
             self.undo(step.0, &cluster.name, action);
         }
         Ok(actions)
+    }
+
+    /// The external cluster's directory of the current mesh's files: `external`, or
+    /// `external/mesh<k>` for a mesh after the first.
+    fn external_dir(&self) -> String {
+        let external = &self.topology.external().name;
+        match self.mesh.is_first() {
+            true => external.clone(),
+            false => format!("{external}/{}", self.mesh),
+        }
+    }
+
+    /// The current mesh's namespace (`external-istiod` for the first).
+    fn namespace(&self) -> String {
+        self.mesh.namespace()
+    }
+
+    /// The current mesh's config cluster.
+    fn config(&self) -> ClusterSpec {
+        self.topology.config_of(self.mesh).unwrap_or_else(|| self.topology.config()).clone()
     }
 
     /// The revision istiod is installed as: `--revision`, else the backend's
@@ -178,10 +225,10 @@ impl<'a> Planner<'a> {
             SecretType::Remote => secret_type.default_service_account().to_string(),
         };
         let service_account = service_account.as_str();
+        let namespace = self.namespace();
         let server = super::plan::api_server_placeholder(&source.name);
-        let secret =
-            RemoteSecret::new(&source.cluster_id, secret_type, &server, EXTERNAL_ISTIOD_NAMESPACE)?;
-        let token = RemoteSecret::token_secret_manifest(service_account, EXTERNAL_ISTIOD_NAMESPACE);
+        let secret = RemoteSecret::new(&source.cluster_id, secret_type, &server, &namespace)?;
+        let token = RemoteSecret::token_secret_manifest(service_account, &namespace);
         let token_file =
             self.file(&format!("{}/{service_account}-token.yaml", source.name), token, false);
         let file = self.file(
@@ -189,7 +236,7 @@ impl<'a> Planner<'a> {
             secret.secret_manifest_template(),
             true,
         );
-        let ns = Some(EXTERNAL_ISTIOD_NAMESPACE.to_string());
+        let ns = Some(namespace.clone());
         self.undo(
             step,
             &source.name,
@@ -202,23 +249,36 @@ impl<'a> Planner<'a> {
             cluster_id: source.cluster_id.clone(),
             secret_type,
             service_account: service_account.to_string(),
-            namespace: EXTERNAL_ISTIOD_NAMESPACE.to_string(),
+            namespace,
             token_file,
             file,
         })
     }
 }
 
-/// Every step of procedure.md, in order.
+/// Every step of procedure.md, in order. Steps 2 to 8 run once per mesh, each step
+/// for every mesh before the next step (procedure.md "Several meshes on one external
+/// cluster").
 pub(super) fn all_steps(p: &mut Planner<'_>) -> Result<(), PlanError> {
     set_up_gateway_in_external_cluster(p)?;
-    set_up_config_cluster(p)?;
-    create_config_cluster_remote_secret(p)?;
-    install_external_istiod(p)?;
-    route_gateway_to_istiod(p)?;
-    deploy_sample_application(p)?;
-    enable_ingress_gateway(p)?;
-    add_clusters_to_mesh(p)?;
+    type StepFn = fn(&mut Planner<'_>) -> Result<(), PlanError>;
+    let per_mesh: [StepFn; 7] = [
+        set_up_config_cluster,
+        create_config_cluster_remote_secret,
+        install_external_istiod,
+        route_gateway_to_istiod,
+        deploy_sample_application,
+        enable_ingress_gateway,
+        add_clusters_to_mesh,
+    ];
+    let meshes: Vec<Mesh> = p.topology.mesh_list().collect();
+    for step in per_mesh {
+        for &mesh in &meshes {
+            p.mesh = mesh;
+            step(p)?;
+        }
+    }
+    p.mesh = Mesh::FIRST;
     clean_up_in_reverse(p);
     Ok(())
 }
@@ -231,20 +291,21 @@ fn set_up_gateway_in_external_cluster(p: &mut Planner<'_>) -> Result<(), PlanErr
     let external = p.topology.external().clone();
     let c = external.name.as_str();
     let mut actions = vec![p.create_namespace(1, c, ISTIO_SYSTEM, labels(&[]), labels(&[]))];
-    actions.extend(p.install((1, ID), &external, &Component::control_plane_gateway())?);
+    let gateway = Component::control_plane_gateway(p.topology.meshes);
+    actions.extend(p.install((1, ID), &external, &gateway)?);
     actions.push(wait_deployment(ISTIO_SYSTEM, INGRESS_GATEWAY));
     actions.push(wait_load_balancer(ISTIO_SYSTEM, INGRESS_GATEWAY));
+    let mut title = "Set up a gateway in the external cluster: the control-plane ingress \
+                     gateway in istio-system exposing 15021, 15012 (tls-xds) and 15017 \
+                     (tls-webhook); its LoadBalancer IP is EXTERNAL_ISTIOD_ADDR"
+        .to_string();
+    let later: Vec<String> =
+        p.topology.mesh_list().skip(1).map(|m| format!("{} for {m}", port_pair(m))).collect();
+    if !later.is_empty() {
+        title.push_str(&format!("; further meshes on {}", later.join(", ")));
+    }
     // Its wait for the LoadBalancer IP learns EXTERNAL_ISTIOD_ADDR.
-    p.step(
-        1,
-        ID,
-        "Set up a gateway in the external cluster: the control-plane ingress gateway in \
-         istio-system exposing 15021, 15012 (tls-xds) and 15017 (tls-webhook); its \
-         LoadBalancer IP is EXTERNAL_ISTIOD_ADDR",
-        c,
-        actions,
-    )
-    .publishes_external_address = true;
+    p.step(1, ID, &title, c, actions).publishes_external_address = true;
     Ok(())
 }
 
@@ -253,13 +314,14 @@ fn set_up_gateway_in_external_cluster(p: &mut Planner<'_>) -> Result<(), PlanErr
 ///    the webhook configurations, the `istio` config map and the address object.
 fn set_up_config_cluster(p: &mut Planner<'_>) -> Result<(), PlanError> {
     const ID: &str = "install-remote-profile-config";
-    let config = p.topology.config().clone();
+    let config = p.config();
     let c = config.name.as_str();
-    let ns =
-        p.create_namespace(2, c, EXTERNAL_ISTIOD_NAMESPACE, network_labels(&config), labels(&[]));
+    let namespace = p.namespace();
+    let ns = p.create_namespace(2, c, &namespace, network_labels(&config), labels(&[]));
     let mut actions = vec![ns];
     let remote_profile = Component::remote_profile(p.opts, &config, true);
     actions.extend(p.install((2, ID), &config, &remote_profile)?);
+    actions.extend(mesh_istiod_service(p, 2, &config)?);
     actions.extend(remote_profile_checks(p, true));
     p.step(
         2,
@@ -272,18 +334,88 @@ fn set_up_config_cluster(p: &mut Planner<'_>) -> Result<(), PlanError> {
     Ok(())
 }
 
+/// A mesh after the first: its own `istiod` Service in its namespace of `cluster`,
+/// pointing at the external address with the mesh's ports (the charts' own carry
+/// 15012 and 15017, the first mesh's; see [`super::values::remote_profile`]). The
+/// Service keeps the chart's shape (`tcp-istiod` 15012, `tcp-webhook` 443), so the
+/// webhooks' `istiod` Service reference and inject path work as in the guide; its
+/// address object is the version's (Endpoints up to 1.27, an EndpointSlice from
+/// 1.28), as the chart would render it. Nothing for the first mesh.
+fn mesh_istiod_service(
+    p: &mut Planner<'_>,
+    step: u8,
+    cluster: &ClusterSpec,
+) -> Result<Vec<Action>, PlanError> {
+    if p.mesh.is_first() {
+        return Ok(Vec::new());
+    }
+    let name = p.revision().istiod();
+    let docs = istiod_service_manifests(p.mesh, p.opts.istio, p.opts.external_addr, &name);
+    let c = cluster.name.as_str();
+    let file = p.yaml("istiod-service", &format!("{c}/istiod-service.yaml"), &docs)?;
+    Ok(vec![p.apply(step, c, &file, None)])
+}
+
+/// The istiod Service `name` of `mesh` (`istiod`, `istiod-<revision>` with a
+/// revision, as the webhooks call it) and its address object (see
+/// [`mesh_istiod_service`]).
+pub(super) fn istiod_service_manifests(
+    mesh: Mesh,
+    istio: crate::version::IstioVersion,
+    addr: std::net::IpAddr,
+    name: &str,
+) -> Vec<Value> {
+    let ns = mesh.namespace();
+    let labels =
+        json!({ "app": "istiod", "istio.io/rev": "default", "ecp-harness.mesh": mesh.id() });
+    let service = json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": { "name": name, "namespace": ns, "labels": labels },
+        "spec": { "ports": [
+            { "name": "tcp-istiod", "port": XDS_PORT, "protocol": "TCP" },
+            { "name": "tcp-webhook", "port": 443, "targetPort": WEBHOOK_PORT, "protocol": "TCP" },
+        ] },
+    });
+    let ports = json!([
+        { "name": "tcp-istiod", "port": mesh.xds_port(), "protocol": "TCP" },
+        { "name": "tcp-webhook", "port": mesh.webhook_port(), "protocol": "TCP" },
+    ]);
+    let address = match istio.istiod_address_object() {
+        crate::version::IstiodAddressObject::Endpoints => json!({
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": { "name": name, "namespace": ns, "labels": labels },
+            "subsets": [{ "addresses": [{ "ip": addr.to_string() }], "ports": ports }],
+        }),
+        crate::version::IstiodAddressObject::EndpointSlice => {
+            let mut slice_labels = labels.clone();
+            slice_labels["kubernetes.io/service-name"] = json!(name);
+            json!({
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": { "name": name, "namespace": ns, "labels": slice_labels },
+                "addressType": if addr.is_ipv4() { "IPv4" } else { "IPv6" },
+                "endpoints": [{ "addresses": [addr.to_string()] }],
+                "ports": ports,
+            })
+        }
+    };
+    vec![service, address]
+}
+
 /// What the guide checks after installing the remote profile.
 fn remote_profile_checks(p: &Planner<'_>, config: bool) -> Vec<Action> {
     let (istio, addr) = (p.opts.istio, p.opts.external_addr);
     let checks = if config {
-        Check::config_cluster_profile(istio, addr)
+        Check::config_cluster_profile_of(p.mesh, istio, addr)
     } else {
-        Check::remote_profile(istio, addr)
+        Check::remote_profile_of(p.mesh, istio, addr)
     };
-    let revision = p.revision();
+    let (revision, namespace) = (p.revision(), p.namespace());
     checks
         .into_iter()
-        .filter_map(|check| revisioned_check(check, revision))
+        .filter_map(|check| revisioned_check(check, revision, &namespace))
         .map(|check| Action::Verify { check })
         .collect()
 }
@@ -293,20 +425,20 @@ fn remote_profile_checks(p: &Planner<'_>, config: bool) -> Vec<Action> {
 /// revision webhooks; the four of the guide's are in the default tag's), the config
 /// maps `<name>-<revision>`. Not yet the istiod address (its check reads the Service
 /// `istiod`, the revision's is `istiod-<revision>`): left out for a revision.
-fn revisioned_check(check: Check, revision: Revision) -> Option<Check> {
+fn revisioned_check(check: Check, revision: Revision, namespace: &str) -> Option<Check> {
     if revision.0.is_none() {
         return Some(check);
     }
     Some(match check {
         Check::WebhookConfigurationExists { kind, name, min_webhooks } => {
-            let base = name.strip_suffix(&format!("-{EXTERNAL_ISTIOD_NAMESPACE}")).unwrap_or(&name);
+            let base = name.strip_suffix(&format!("-{namespace}")).unwrap_or(&name);
             let min_webhooks = match kind {
                 super::plan::WebhookKind::Mutating => min_webhooks.min(2),
                 super::plan::WebhookKind::Validating => min_webhooks,
             };
             Check::WebhookConfigurationExists {
                 kind,
-                name: revision.webhook_config(base),
+                name: revision.webhook_config_in(base, namespace),
                 min_webhooks,
             }
         }
@@ -325,15 +457,15 @@ fn revisioned_check(check: Check, revision: Revision) -> Option<Check> {
 fn create_config_cluster_remote_secret(p: &mut Planner<'_>) -> Result<(), PlanError> {
     const ID: &str = "create-config-remote-secret";
     let external = p.topology.external().name.clone();
-    let config = p.topology.config().clone();
-    let ns = EXTERNAL_ISTIOD_NAMESPACE;
-    let mut actions = vec![p.create_namespace(3, &external, ns, labels(&[]), labels(&[]))];
+    let config = p.config();
+    let ns = p.namespace();
+    let mut actions = vec![p.create_namespace(3, &external, &ns, labels(&[]), labels(&[]))];
     let sa = json!({
         "apiVersion": "v1",
         "kind": "ServiceAccount",
         "metadata": { "name": ISTIOD_SERVICE_ACCOUNT, "namespace": ns },
     });
-    let sa = p.yaml(ID, &format!("{external}/istiod-service-account.yaml"), &[sa])?;
+    let sa = p.yaml(ID, &format!("{}/istiod-service-account.yaml", p.external_dir()), &[sa])?;
     actions.push(p.apply(3, &external, &sa, None));
     if p.opts.gateway_tls == GatewayTls::Simple {
         let certs = GatewayCerts::generate(p.opts.external_addr)
@@ -398,11 +530,11 @@ data:
 fn install_external_istiod(p: &mut Planner<'_>) -> Result<(), PlanError> {
     const ID: &str = "install-external-istiod";
     let external = p.topology.external().clone();
-    let config = p.topology.config().clone();
+    let config = p.config();
     let istiod = Component::external_istiod(p.opts, &config);
     let mut actions = p.install((4, ID), &external, &istiod)?;
-    actions.push(wait_deployment(EXTERNAL_ISTIOD_NAMESPACE, &p.revision().istiod()));
-    let no_mention = Check::webhooks_do_not_mention(EXTERNAL_ISTIOD_NAMESPACE);
+    actions.push(wait_deployment(&p.namespace(), &p.revision().istiod()));
+    let no_mention = Check::webhooks_do_not_mention(&p.namespace());
     actions.push(Action::Verify { check: no_mention });
     p.step(
         4,
@@ -423,21 +555,24 @@ fn route_gateway_to_istiod(p: &mut Planner<'_>) -> Result<(), PlanError> {
     const ID: &str = "route-gateway-to-istiod";
     let external = p.topology.external().name.clone();
     let mut actions = Vec::new();
-    let host = istiod_host(p.revision());
+    let host = istiod_host(p.revision(), &p.namespace());
     let docs = match p.opts.gateway_tls {
-        GatewayTls::Passthrough => passthrough_routing(&host),
+        GatewayTls::Passthrough => passthrough_routing(p.mesh, &host),
         GatewayTls::Simple => {
             let secret = format!("{external}/gateway-tls-secret.yaml");
             actions.push(p.apply(5, &external, &secret, None));
             simple_routing(&host)
         }
     };
-    let file = p.yaml(ID, &format!("{external}/external-istiod-gw.yaml"), &docs)?;
+    let file = p.yaml(ID, &format!("{}/external-istiod-gw.yaml", p.external_dir()), &docs)?;
     actions.push(p.apply(5, &external, &file, None));
+    let passthrough = format!(
+        "Route the gateway to istiod: TLS PASSTHROUGH on {} -> 15012 and {} -> 443",
+        p.mesh.xds_port(),
+        p.mesh.webhook_port()
+    );
     let title = match p.opts.gateway_tls {
-        GatewayTls::Passthrough => {
-            "Route the gateway to istiod: TLS PASSTHROUGH on 15012 -> 15012 and 15017 -> 443"
-        }
+        GatewayTls::Passthrough => passthrough.as_str(),
         GatewayTls::Simple => {
             "Route the gateway to istiod: TLS SIMPLE with the gateway certificate, 15012 -> \
              15012 and 15017 -> 443, re-encrypted by a DestinationRule"
@@ -447,14 +582,22 @@ fn route_gateway_to_istiod(p: &mut Planner<'_>) -> Result<(), PlanError> {
     Ok(())
 }
 
-/// istiod's fully qualified Service name for `revision`, as the gateway routes to it
-/// (`istiod.external-istiod.svc.cluster.local` for the default revision).
-fn istiod_host(revision: Revision) -> String {
-    format!("{}.{EXTERNAL_ISTIOD_NAMESPACE}.svc.cluster.local", revision.istiod())
+/// istiod's fully qualified Service name for `revision` in `namespace`, as the
+/// gateway routes to it (`istiod.external-istiod.svc.cluster.local` for the default
+/// revision of the first mesh).
+fn istiod_host(revision: Revision, namespace: &str) -> String {
+    format!("{}.{namespace}.svc.cluster.local", revision.istiod())
 }
 
-/// The doc test's and Sail's variant: TLS passed through to istiod at `host`.
-fn passthrough_routing(host: &str) -> Vec<Value> {
+/// `15012/15017`: a mesh's xDS and webhook ports on the control-plane gateway.
+fn port_pair(mesh: Mesh) -> String {
+    format!("{}/{}", mesh.xds_port(), mesh.webhook_port())
+}
+
+/// The doc test's and Sail's variant: TLS passed through to istiod at `host`, on
+/// `mesh`'s ports of the gateway (its own Gateway and VirtualService in its
+/// namespace; istiod's own ports behind them stay 15012 and 443).
+fn passthrough_routing(mesh: Mesh, host: &str) -> Vec<Value> {
     let server = |port: u16, name: &str| {
         json!({
             "port": { "number": port, "protocol": "tls", "name": name },
@@ -468,9 +611,17 @@ fn passthrough_routing(host: &str) -> Vec<Value> {
             "route": [{ "destination": { "host": host, "port": { "number": to } } }],
         })
     };
+    let (xds, webhook, suffix) = (mesh.xds_port(), mesh.webhook_port(), mesh.suffix());
+    let ns = mesh.namespace();
     vec![
-        gateway(vec![server(XDS_PORT, "tls-XDS"), server(WEBHOOK_PORT, "tls-WEBHOOK")]),
-        virtual_service("tls", vec![route(XDS_PORT, XDS_PORT), route(WEBHOOK_PORT, 443)]),
+        gateway(
+            &ns,
+            vec![
+                server(xds, &format!("tls-XDS{suffix}")),
+                server(webhook, &format!("tls-WEBHOOK{suffix}")),
+            ],
+        ),
+        virtual_service(&ns, "tls", vec![route(xds, XDS_PORT), route(webhook, 443)]),
     ]
 }
 
@@ -499,9 +650,10 @@ fn simple_routing(host: &str) -> Vec<Value> {
         })
     };
     let upstream_tls = json!({ "mode": "SIMPLE", "credentialName": GATEWAY_TLS_SECRET });
+    let ns = EXTERNAL_ISTIOD_NAMESPACE;
     vec![
-        gateway(vec![server(XDS_PORT, "https-XDS"), server(WEBHOOK_PORT, "https-WEBHOOK")]),
-        virtual_service("http", vec![route(XDS_PORT, XDS_PORT), route(WEBHOOK_PORT, 443)]),
+        gateway(ns, vec![server(XDS_PORT, "https-XDS"), server(WEBHOOK_PORT, "https-WEBHOOK")]),
+        virtual_service(ns, "http", vec![route(XDS_PORT, XDS_PORT), route(WEBHOOK_PORT, 443)]),
         json!({
             "apiVersion": "networking.istio.io/v1",
             "kind": "DestinationRule",
@@ -521,20 +673,20 @@ fn simple_routing(host: &str) -> Vec<Value> {
     ]
 }
 
-fn gateway(servers: Vec<Value>) -> Value {
+fn gateway(namespace: &str, servers: Vec<Value>) -> Value {
     json!({
         "apiVersion": "networking.istio.io/v1",
         "kind": "Gateway",
-        "metadata": { "name": "external-istiod-gw", "namespace": EXTERNAL_ISTIOD_NAMESPACE },
+        "metadata": { "name": "external-istiod-gw", "namespace": namespace },
         "spec": { "selector": { "istio": "ingressgateway" }, "servers": servers },
     })
 }
 
-fn virtual_service(kind: &str, routes: Vec<Value>) -> Value {
+fn virtual_service(namespace: &str, kind: &str, routes: Vec<Value>) -> Value {
     json!({
         "apiVersion": "networking.istio.io/v1",
         "kind": "VirtualService",
-        "metadata": { "name": "external-istiod-vs", "namespace": EXTERNAL_ISTIOD_NAMESPACE },
+        "metadata": { "name": "external-istiod-vs", "namespace": namespace },
         "spec": { "hosts": ["*"], "gateways": ["external-istiod-gw"], kind: routes },
     })
 }
@@ -544,7 +696,7 @@ fn virtual_service(kind: &str, routes: Vec<Value>) -> Value {
 ///    2/2 with `istio-proxy`; the client gets the v1 greeting.
 fn deploy_sample_application(p: &mut Planner<'_>) -> Result<(), PlanError> {
     const ID: &str = "deploy-sample";
-    let config = p.topology.config().name.clone();
+    let config = p.config().name;
     let mut actions = deploy_helloworld(p, 6, &config, "v1");
     let (client, manifest) = samples::client(p.opts.istio, &p.images);
     let file = p.file(&format!("{config}/sample/{client}.yaml"), manifest, false);
@@ -590,19 +742,19 @@ fn deploy_helloworld(p: &mut Planner<'_>, step: u8, cluster: &str, version: &str
 ///    greeting through the ingress.
 fn enable_ingress_gateway(p: &mut Planner<'_>) -> Result<(), PlanError> {
     const ID: &str = "enable-ingress-gateway";
-    let config = p.topology.config().clone();
+    let config = p.config();
     let c = config.name.as_str();
-    let ns = EXTERNAL_ISTIOD_NAMESPACE;
-    let mut actions = p.install((7, ID), &config, &Component::ingress_gateway())?;
-    actions.push(wait_deployment(ns, INGRESS_GATEWAY));
-    actions.push(wait_load_balancer(ns, INGRESS_GATEWAY));
+    let ns = p.namespace();
+    let mut actions = p.install((7, ID), &config, &Component::ingress_gateway(p.mesh))?;
+    actions.push(wait_deployment(&ns, INGRESS_GATEWAY));
+    actions.push(wait_load_balancer(&ns, INGRESS_GATEWAY));
     let file = p.file(
         &format!("{c}/sample/helloworld-gateway.yaml"),
         samples::helloworld_gateway(),
         false,
     );
     actions.push(p.apply(7, c, &file, Some(SAMPLE_NAMESPACE)));
-    actions.push(Action::Verify { check: Check::ingress_greeting(&["v1"], 1) });
+    actions.push(Action::Verify { check: Check::ingress_greeting_of(p.mesh, &["v1"], 1) });
     p.step(
         7,
         ID,
@@ -619,11 +771,11 @@ fn enable_ingress_gateway(p: &mut Planner<'_>) -> Result<(), PlanError> {
 ///    profile, a remote secret of type `remote`, and helloworld v2; then both
 ///    greetings through the ingress.
 fn add_clusters_to_mesh(p: &mut Planner<'_>) -> Result<(), PlanError> {
-    let remotes: Vec<ClusterSpec> = p.topology.further_remotes().cloned().collect();
+    let remotes: Vec<ClusterSpec> = p.topology.further_remotes_of(p.mesh).cloned().collect();
     if remotes.is_empty() {
         return Ok(());
     }
-    let config = p.topology.config().clone();
+    let config = p.config();
     if p.topology.needs_east_west() {
         install_eastwest_gateway(p, &config, true)?;
     }
@@ -640,7 +792,7 @@ fn add_clusters_to_mesh(p: &mut Planner<'_>) -> Result<(), PlanError> {
         "Ten requests through the config cluster's ingress gateway reach helloworld v1 and v2",
         &config.name,
         vec![Action::Verify {
-            check: Check::ingress_greeting(&["v1", "v2"], REQUESTS_FOR_BOTH_VERSIONS),
+            check: Check::ingress_greeting_of(p.mesh, &["v1", "v2"], REQUESTS_FOR_BOTH_VERSIONS),
         }],
     );
     Ok(())
@@ -657,10 +809,12 @@ fn add_remote_cluster(
     let r = remote.name.as_str();
     let id = format!("add-remote-{r}");
     let annotations = labels(&[(CONTROL_PLANE_CLUSTERS_ANNOTATION, &config.cluster_id)]);
-    let ns = EXTERNAL_ISTIOD_NAMESPACE;
+    let namespace = p.namespace();
+    let ns = namespace.as_str();
     let mut actions = vec![p.create_namespace(8, r, ns, network_labels(remote), annotations)];
     let remote_profile = Component::remote_profile(p.opts, remote, false);
     actions.extend(p.install((8, &id), remote, &remote_profile)?);
+    actions.extend(mesh_istiod_service(p, 8, remote)?);
     actions.extend(remote_profile_checks(p, false));
     p.step(
         8,
@@ -705,13 +859,14 @@ fn install_eastwest_gateway(
     let c = cluster.name.as_str();
     let id = format!("install-eastwest-gateway-{c}");
     let network = cluster.network.clone().unwrap_or_default();
-    let ns = EXTERNAL_ISTIOD_NAMESPACE;
-    let mut actions = p.install((8, &id), cluster, &Component::eastwest_gateway(&network))?;
-    actions.push(wait_deployment(ns, EASTWEST_GATEWAY));
-    actions.push(wait_load_balancer(ns, EASTWEST_GATEWAY));
+    let ns = p.namespace();
+    let eastwest = Component::eastwest_gateway(p.mesh, &network);
+    let mut actions = p.install((8, &id), cluster, &eastwest)?;
+    actions.push(wait_deployment(&ns, EASTWEST_GATEWAY));
+    actions.push(wait_load_balancer(&ns, EASTWEST_GATEWAY));
     if expose_services {
-        let file =
-            p.yaml(&id, &format!("{c}/expose-services.yaml"), &[expose_services_gateway()])?;
+        let gateway = expose_services_gateway(&ns);
+        let file = p.yaml(&id, &format!("{c}/expose-services.yaml"), &[gateway])?;
         actions.push(p.apply(8, c, &file, None));
     }
     p.step(8, &id, &format!("Install the east-west gateway of {network} on {c}"), c, actions);
@@ -719,11 +874,11 @@ fn install_eastwest_gateway(
 }
 
 /// `expose-services.yaml`: services of every network reachable through 15443.
-fn expose_services_gateway() -> Value {
+fn expose_services_gateway(namespace: &str) -> Value {
     json!({
         "apiVersion": "networking.istio.io/v1",
         "kind": "Gateway",
-        "metadata": { "name": "cross-network-gateway", "namespace": EXTERNAL_ISTIOD_NAMESPACE },
+        "metadata": { "name": "cross-network-gateway", "namespace": namespace },
         "spec": {
             "selector": { "istio": "eastwestgateway" },
             "servers": [{

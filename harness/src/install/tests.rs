@@ -28,6 +28,7 @@ fn opts(installer: Installer, version: &str, remotes: usize, tls: GatewayTls) ->
         hub: None,
         tag: None,
         overrides: Default::default(),
+        meshes: 1,
     }
 }
 
@@ -170,6 +171,12 @@ fn every_plan() -> Vec<Plan> {
             for remotes in [1, 2, 3] {
                 for tls in [GatewayTls::Passthrough, GatewayTls::Simple] {
                     plans.push(plan(&opts(installer, version, remotes, tls)).unwrap());
+                }
+            }
+            if installer != Installer::Sail {
+                for (meshes, remotes) in [(2, 1), (2, 2), (4, 2)] {
+                    let o = opts(installer, version, remotes, GatewayTls::Passthrough);
+                    plans.push(plan(&PlanOptions { meshes, ..o }).unwrap());
                 }
             }
         }
@@ -586,6 +593,8 @@ fn hub_and_tag_reach_istio_images_and_samples() {
     let hello = &plain.file("config/sample/helloworld-v1.yaml").unwrap().contents;
     assert!(hello.contains("registry.istio.io/release/examples-helloworld-v1:1.0"), "{hello}");
 }
+
+mod meshes;
 
 #[test]
 fn unsupported_versions_and_remote_counts_are_refused() {

@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use super::backend::Revision;
 use super::plan::GatewayTls;
 use super::steps::{EASTWEST_GATEWAY, INGRESS_GATEWAY, ISTIO_SYSTEM, NETWORK_LABEL};
-use crate::topology::{ClusterSpec, EXTERNAL_ISTIOD_NAMESPACE, MESH_ID};
+use crate::mesh::Mesh;
+use crate::topology::ClusterSpec;
 use crate::version::IstioVersion;
 
 /// The mutating webhook configuration of the remote profile in a remote cluster.
@@ -65,7 +66,7 @@ pub struct InstallValues {
 pub struct GatewayValues {
     /// Its Deployment and Service (and istioctl's component, Helm's release).
     pub name: &'static str,
-    pub namespace: &'static str,
+    pub namespace: String,
     /// Its `istio` label, which the Gateway resources routing through it select.
     pub istio_label: &'static str,
     /// Its Service's ports, where the procedure names them; else the installer's.
@@ -96,22 +97,39 @@ pub fn host_port(addr: IpAddr, port: u16) -> String {
 /// The control-plane gateway's Service ports (procedure.md step 1): 15021 status,
 /// 15012 `tls-xds`, 15017 `tls-webhook`.
 pub fn control_plane_gateway_ports() -> Value {
-    json!([
-        { "port": STATUS_PORT, "targetPort": STATUS_PORT, "name": "status-port" },
-        { "port": XDS_PORT, "targetPort": XDS_PORT, "name": "tls-xds" },
-        { "port": WEBHOOK_PORT, "targetPort": WEBHOOK_PORT, "name": "tls-webhook" },
-    ])
+    control_plane_gateway_ports_for(1)
+}
+
+/// The control-plane gateway's Service ports for `meshes` meshes: the first mesh's
+/// as in the guide, then each further mesh's pair ([`Mesh::xds_port`],
+/// [`Mesh::webhook_port`]) named `tls-xds-mesh<k>` and `tls-webhook-mesh<k>`.
+pub fn control_plane_gateway_ports_for(meshes: usize) -> Value {
+    let mut ports =
+        vec![json!({ "port": STATUS_PORT, "targetPort": STATUS_PORT, "name": "status-port" })];
+    for mesh in Mesh::all(meshes) {
+        let (xds, webhook, suffix) = (mesh.xds_port(), mesh.webhook_port(), mesh.suffix());
+        ports.push(json!({ "port": xds, "targetPort": xds, "name": format!("tls-xds{suffix}") }));
+        ports.push(
+            json!({ "port": webhook, "targetPort": webhook, "name": format!("tls-webhook{suffix}") }),
+        );
+    }
+    Value::Array(ports)
 }
 
 /// Step 1: the external cluster's ingress gateway in `istio-system` with the
 /// control-plane ports (the guide installs it with the default profile: base and a
 /// small istiod that configures only this gateway come with it).
 pub fn control_plane_gateway() -> GatewayValues {
+    control_plane_gateway_for(1)
+}
+
+/// Step 1's gateway carrying the ports of `meshes` meshes.
+pub fn control_plane_gateway_for(meshes: usize) -> GatewayValues {
     GatewayValues {
         name: INGRESS_GATEWAY,
-        namespace: ISTIO_SYSTEM,
+        namespace: ISTIO_SYSTEM.to_string(),
         istio_label: "ingressgateway",
-        ports: Some(control_plane_gateway_ports()),
+        ports: Some(control_plane_gateway_ports_for(meshes)),
         network: None,
     }
 }
@@ -129,6 +147,15 @@ pub fn control_plane_gateway() -> GatewayValues {
 ///
 /// Whether the remote profile is `profile: remote` or the `istiodRemote` component
 /// ([`IstioVersion::remote_profile`]) is for the backend to render.
+///
+/// Meshes after the first (the cluster's [`ClusterSpec::mesh`]) set no
+/// `global.remotePilotAddress`: the charts' `istiod` Service and its address object
+/// carry 15012 and 15017, hard-coded (`remote-istiod-service.yaml`,
+/// `remote-istiod-endpoints.yaml`/`-endpointslices.yaml` of
+/// `manifests/charts/istio-control/istio-discovery/templates` at 1.24.6 and 1.30.3,
+/// `istiod-remote/templates/services.yaml` and `endpoints.yaml` at 1.23.6), which
+/// are the first mesh's ports. The steps apply the mesh's own `istiod` Service and
+/// address object instead (`steps.rs`, `mesh_istiod_service`).
 pub fn remote_profile(
     cluster: &ClusterSpec,
     config: bool,
@@ -136,12 +163,11 @@ pub fn remote_profile(
     tls: GatewayTls,
     revision: Revision<'_>,
 ) -> InstallValues {
-    let mut values = json!({
-        "global": {
-            "istioNamespace": EXTERNAL_ISTIOD_NAMESPACE,
-            "remotePilotAddress": external_addr.to_string(),
-        },
-    });
+    let mesh = cluster.mesh;
+    let mut values = json!({ "global": { "istioNamespace": mesh.namespace() } });
+    if mesh.is_first() {
+        values["global"]["remotePilotAddress"] = json!(external_addr.to_string());
+    }
     let path = cluster.injection_path().unwrap_or_default();
     match tls {
         GatewayTls::Passthrough => values["istiodRemote"] = json!({ "injectionPath": path }),
@@ -180,9 +206,11 @@ pub fn external_istiod(
     tls: GatewayTls,
     revision: Revision<'_>,
 ) -> InstallValues {
-    let xds = host_port(external_addr, XDS_PORT);
+    let mesh = config.mesh;
+    let namespace = mesh.namespace();
+    let xds = host_port(external_addr, mesh.xds_port());
     let mut mesh_config = json!({
-        "rootNamespace": EXTERNAL_ISTIOD_NAMESPACE,
+        "rootNamespace": namespace,
         "defaultConfig": { "discoveryAddress": xds },
     });
     if tls == GatewayTls::Simple {
@@ -193,15 +221,15 @@ pub fn external_istiod(
         values: json!({
             "global": {
                 "caAddress": xds,
-                "istioNamespace": EXTERNAL_ISTIOD_NAMESPACE,
+                "istioNamespace": namespace,
                 "operatorManageWebhooks": true,
                 "configValidation": false,
-                "meshID": MESH_ID,
+                "meshID": mesh.id(),
                 "multiCluster": { "clusterName": config.cluster_id },
                 "externalIstiod": true,
             },
             "pilot": {
-                "env": external_istiod_env(istio, revision),
+                "env": external_istiod_env_of(mesh, istio, revision),
                 "volumes": [
                     {
                         "name": "config-volume",
@@ -231,9 +259,16 @@ pub fn external_istiod(
 /// Deployment with two entries of one name. That rules out `CLUSTER_ID`, which the
 /// guide's istioctl form sets in `components.pilot.k8s.env` (merged by name there).
 pub fn external_istiod_env(istio: IstioVersion, revision: Revision<'_>) -> Value {
+    external_istiod_env_of(Mesh::FIRST, istio, revision)
+}
+
+/// The `pilot.env` of `mesh`'s istiod: its own webhook configurations, named after
+/// the revision and the mesh's namespace ([`Revision::webhook_config_in`]).
+pub fn external_istiod_env_of(mesh: Mesh, istio: IstioVersion, revision: Revision<'_>) -> Value {
+    let namespace = mesh.namespace();
     let mut env = json!({
-        "INJECTION_WEBHOOK_CONFIG_NAME": revision.webhook_config(INJECTION_WEBHOOK_BASE),
-        "VALIDATION_WEBHOOK_CONFIG_NAME": revision.webhook_config(VALIDATION_WEBHOOK_BASE),
+        "INJECTION_WEBHOOK_CONFIG_NAME": revision.webhook_config_in(INJECTION_WEBHOOK_BASE, &namespace),
+        "VALIDATION_WEBHOOK_CONFIG_NAME": revision.webhook_config_in(VALIDATION_WEBHOOK_BASE, &namespace),
         "LOCAL_CLUSTER_SECRET_WATCHER": "true",
         "SHARED_MESH_CONFIG": revision.name(SHARED_MESH_CONFIG),
     });
@@ -251,9 +286,14 @@ pub fn external_istiod_env(istio: IstioVersion, revision: Revision<'_>) -> Value
 /// Step 7: the config cluster's ingress gateway in `external-istiod`, injected by the
 /// external istiod with the `gateway` template.
 pub fn remote_ingress_gateway() -> GatewayValues {
+    remote_ingress_gateway_of(Mesh::FIRST)
+}
+
+/// Step 7's gateway of `mesh`, in its namespace.
+pub fn remote_ingress_gateway_of(mesh: Mesh) -> GatewayValues {
     GatewayValues {
         name: INGRESS_GATEWAY,
-        namespace: EXTERNAL_ISTIOD_NAMESPACE,
+        namespace: mesh.namespace(),
         istio_label: "ingressgateway",
         ports: None,
         network: None,
@@ -263,9 +303,14 @@ pub fn remote_ingress_gateway() -> GatewayValues {
 /// Step 8: the east-west gateway of `gen-eastwest-gateway.sh --network N` in the
 /// external-control-plane layout (istio-release.md "Multi-network").
 pub fn eastwest_gateway(network: &str) -> GatewayValues {
+    eastwest_gateway_of(Mesh::FIRST, network)
+}
+
+/// The east-west gateway of `network` of `mesh`, in its namespace.
+pub fn eastwest_gateway_of(mesh: Mesh, network: &str) -> GatewayValues {
     GatewayValues {
         name: EASTWEST_GATEWAY,
-        namespace: EXTERNAL_ISTIOD_NAMESPACE,
+        namespace: mesh.namespace(),
         istio_label: "eastwestgateway",
         ports: Some(json!([
             { "name": "status-port", "port": STATUS_PORT, "targetPort": STATUS_PORT },
@@ -518,7 +563,7 @@ mod tests {
             .collect();
         assert_eq!(named, [(15021, "status-port"), (15012, "tls-xds"), (15017, "tls-webhook")]);
         let g = control_plane_gateway();
-        assert_eq!((g.name, g.namespace), ("istio-ingressgateway", "istio-system"));
+        assert_eq!((g.name, g.namespace.as_str()), ("istio-ingressgateway", "istio-system"));
         assert_eq!(g.ports, Some(ports));
         assert_eq!(g.labels(), json!({ "app": "istio-ingressgateway", "istio": "ingressgateway" }));
     }
@@ -526,7 +571,7 @@ mod tests {
     #[test]
     fn eastwest_gateway_follows_gen_eastwest_gateway() {
         let g = eastwest_gateway("network2");
-        assert_eq!((g.name, g.namespace), ("istio-eastwestgateway", "external-istiod"));
+        assert_eq!((g.name, g.namespace.as_str()), ("istio-eastwestgateway", "external-istiod"));
         assert_eq!(
             g.labels(),
             json!({
@@ -550,7 +595,7 @@ mod tests {
     #[test]
     fn ingress_gateway_keeps_the_installers_ports() {
         let g = remote_ingress_gateway();
-        assert_eq!((g.name, g.namespace), ("istio-ingressgateway", "external-istiod"));
+        assert_eq!((g.name, g.namespace.as_str()), ("istio-ingressgateway", "external-istiod"));
         assert_eq!((g.ports, g.network), (None, None));
     }
 

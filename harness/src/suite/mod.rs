@@ -146,7 +146,9 @@ fn write_version_report<P>(s: &SuiteOptions, p: &Prepared<P>, report: &VersionRe
 
 /// With the preflight failed, each version's report says so (no clusters were made).
 fn write_setup_failure_reports(s: &SuiteOptions, problems: &[Problem]) {
-    let Ok(topology) = Topology::new(s.remotes, s.network_mode) else { return };
+    let Ok(topology) = Topology::with_meshes(s.meshes, s.remotes, s.network_mode) else {
+        return;
+    };
     let problems: Vec<String> = problems.iter().map(Problem::to_string).collect();
     let reports: Vec<VersionReport> = s
         .versions
@@ -270,7 +272,7 @@ async fn run_version<P: Provider + Sync>(
     if failed {
         say(&format!("==> Istio {}: collecting diagnostics from every cluster", p.version));
         let out = dir.join("diagnostics");
-        match diagnostics::collect(&handle, &clusters, &out, say).await {
+        match diagnostics::collect(&handle, &clusters, &topology, &out, say).await {
             Ok(()) => {
                 report.diagnostics = Some(PathBuf::from(report.dir_name()).join("diagnostics"))
             }

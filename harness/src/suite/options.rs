@@ -17,6 +17,8 @@ pub struct SuiteOptions {
     pub installer: Installer,
     /// Remotes including the config cluster (1 = external + config).
     pub remotes: usize,
+    /// Meshes hosted by the external cluster, each with `remotes` remotes.
+    pub meshes: usize,
     pub network_mode: NetworkMode,
     pub gateway_tls: GatewayTls,
     /// Image hub and tag of Istio's images (and the samples' hub).
@@ -80,6 +82,7 @@ pub struct Requested {
     pub versions: Vec<String>,
     pub installer: Installer,
     pub remotes: usize,
+    pub meshes: usize,
     pub network_mode: NetworkMode,
     pub gateway_tls: GatewayTls,
     pub hub: Option<String>,
@@ -103,6 +106,7 @@ impl Requested {
             versions,
             installer: Installer::Istioctl,
             remotes: 1,
+            meshes: 1,
             network_mode: NetworkMode::MultiNetwork,
             gateway_tls: GatewayTls::Passthrough,
             hub: None,
@@ -137,10 +141,10 @@ impl SuiteOptions {
         if r.parallel == 0 {
             return Err(OptionsError::NoParallelism);
         }
-        Topology::new(r.remotes, r.network_mode)?;
+        Topology::with_meshes(r.meshes, r.remotes, r.network_mode)?;
         // Refused before anything runs, naming the file and the key.
         r.overrides.check(r.installer)?;
-        let (scenarios, not_run) = select_scenarios(&r.scenarios, r.remotes)?;
+        let (scenarios, not_run) = select_scenarios(&r.scenarios, r.remotes, r.meshes)?;
         if scenarios.is_empty() {
             let why: Vec<String> =
                 not_run.iter().map(|n| format!("{} ({})", n.what, n.why)).collect();
@@ -150,6 +154,7 @@ impl SuiteOptions {
             versions,
             installer: r.installer,
             remotes: r.remotes,
+            meshes: r.meshes,
             network_mode: r.network_mode,
             gateway_tls: r.gateway_tls,
             hub: r.hub,
@@ -186,6 +191,7 @@ impl SuiteOptions {
             hub: self.hub.clone(),
             tag: self.tag.clone(),
             overrides: self.overrides.clone(),
+            meshes: self.meshes,
         }
     }
 
@@ -213,6 +219,7 @@ impl SuiteOptions {
 pub fn select_scenarios(
     names: &[String],
     remotes: usize,
+    meshes: usize,
 ) -> Result<(Vec<&'static Scenario>, Vec<NotRun>), OptionsError> {
     for name in names {
         if scenario(name).is_none() {
@@ -233,6 +240,11 @@ pub fn select_scenarios(
             not_run.push(NotRun {
                 what: s.name.into(),
                 why: format!("needs --remotes {} (this run has {remotes})", s.min_remotes),
+            });
+        } else if meshes < s.min_meshes {
+            not_run.push(NotRun {
+                what: s.name.into(),
+                why: format!("needs --meshes {} (this run has {meshes})", s.min_meshes),
             });
         } else {
             selected.push(s);
@@ -275,10 +287,16 @@ mod tests {
         );
         assert_eq!(
             o.not_run,
-            [NotRun {
-                what: "multi_remote".into(),
-                why: "needs --remotes 2 (this run has 1)".into()
-            }]
+            [
+                NotRun {
+                    what: "multi_remote".into(),
+                    why: "needs --remotes 2 (this run has 1)".into()
+                },
+                NotRun {
+                    what: "multi_mesh".into(),
+                    why: "needs --meshes 2 (this run has 1)".into()
+                }
+            ]
         );
     }
 
@@ -311,6 +329,18 @@ mod tests {
         assert!(e.contains("--parallel 0"), "{e}");
         let e = err(Requested { versions: Vec::new(), ..requested() });
         assert!(e.contains("no version"), "{e}");
+    }
+
+    #[test]
+    fn multi_mesh_runs_with_two_meshes_and_counts_are_checked() {
+        let r = Requested { meshes: 2, scenarios: vec!["multi_mesh".into()], ..requested() };
+        let o = check(r).unwrap();
+        assert_eq!(o.scenarios.iter().map(|sc| sc.name).collect::<Vec<_>>(), ["multi_mesh"]);
+        assert_eq!(o.plan_options(NEWEST, None).meshes, 2);
+        let e = check(Requested { meshes: 0, ..requested() }).unwrap_err().to_string();
+        assert!(e.contains("--meshes must be between 1 and 8"), "{e}");
+        let e = check(Requested { meshes: 3, remotes: 3, ..requested() }).unwrap_err().to_string();
+        assert!(e.contains("at most 8"), "{e}");
     }
 
     #[test]

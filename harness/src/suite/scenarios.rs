@@ -14,6 +14,8 @@ pub struct Scenario {
     pub about: &'static str,
     /// Remotes it needs, the config cluster included.
     pub min_remotes: usize,
+    /// Meshes it needs (`--meshes`).
+    pub min_meshes: usize,
 }
 
 /// Every scenario, in the order of the procedure.
@@ -24,35 +26,41 @@ pub const SCENARIOS: &[Scenario] = &[
                 fail-closed injector and both validators reaching the external istiod with \
                 its CA, not rewritten; the external istiod ready without webhooks of its own",
         min_remotes: 1,
+        min_meshes: 1,
     },
     Scenario {
         name: "sidecar_injection",
         about: "sample pods 2/2 with istio-proxy on every remote, their proxies the \
                 external istiod's (cluster ID, discovery and CA address), none restarted",
         min_remotes: 1,
+        min_meshes: 1,
     },
     Scenario {
         name: "in_mesh_traffic",
         about: "the client reaches helloworld v1 inside the mesh; under STRICT mutual TLS \
                 it still does and a client without a sidecar is refused",
         min_remotes: 1,
+        min_meshes: 1,
     },
     Scenario {
         name: "ingress_traffic",
         about: "the ingress gateway serves helloworld v1 from outside the mesh",
         min_remotes: 1,
+        min_meshes: 1,
     },
     Scenario {
         name: "validation",
         about: "the external istiod's validating webhook refuses an invalid VirtualService \
                 and accepts a valid one",
         min_remotes: 1,
+        min_meshes: 1,
     },
     Scenario {
         name: "multi_remote",
         about: "ten requests through the ingress reach v1 and v2 across two remotes, and \
                 so does a client on the second remote",
         min_remotes: 2,
+        min_meshes: 1,
     },
     Scenario {
         name: "outage",
@@ -60,6 +68,16 @@ pub const SCENARIOS: &[Scenario] = &[
                 while workloads run: traffic keeps flowing, injection fails closed, \
                 nothing restarts; recovery after the restore is measured",
         min_remotes: 1,
+        min_meshes: 1,
+    },
+    Scenario {
+        name: "multi_mesh",
+        about: "two meshes on one external cluster kept apart: each injected by its own \
+                istiod (cluster ID, root certificate), traffic inside each, none across \
+                (no shared trust); with one mesh's istiod at zero the other still injects \
+                and serves",
+        min_remotes: 1,
+        min_meshes: 2,
     },
 ];
 

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::install::Installer;
+use crate::mesh::Mesh;
 use crate::topology::{ClusterSpec, Role, Topology};
 use crate::version::IstioVersion;
 
@@ -103,10 +104,12 @@ impl TopologyFile {
             });
         }
         let file: Self = serde_json::from_value(value).map_err(|e| read(e.to_string()))?;
-        // `external()` and `config()` count on one cluster of each role.
+        // `external()` and `config()` count on one cluster of each role (one config
+        // cluster per mesh).
         for role in [Role::External, Role::Config] {
+            let per_mesh = if role == Role::Config { file.topology.meshes.max(1) } else { 1 };
             let count = file.topology.clusters.iter().filter(|c| c.role == role).count();
-            if count != 1 {
+            if count != per_mesh {
                 return Err(read(format!(
                     "the topology has {count} clusters with role {}; it needs exactly one",
                     serde_json::to_string(&role).unwrap_or_default().trim_matches('"')
@@ -131,14 +134,30 @@ impl TopologyFile {
         self.topology.config()
     }
 
-    /// The config cluster and further remotes.
+    /// The config cluster and further remotes of the first mesh (the one every
+    /// scenario but `multi_mesh` checks).
     pub fn remotes(&self) -> Vec<&ClusterSpec> {
-        self.topology.remotes().collect()
+        self.remotes_of(Mesh::FIRST)
     }
 
-    /// Further remotes (not the config cluster).
+    /// Further remotes (not the config cluster) of the first mesh.
     pub fn further_remotes(&self) -> Vec<&ClusterSpec> {
-        self.topology.clusters.iter().filter(|c| c.role == Role::Remote).collect()
+        self.topology.further_remotes_of(Mesh::FIRST).collect()
+    }
+
+    /// The config cluster and further remotes of `mesh`.
+    pub fn remotes_of(&self, mesh: Mesh) -> Vec<&ClusterSpec> {
+        self.topology.remotes().filter(|c| c.mesh == mesh).collect()
+    }
+
+    /// The config cluster of `mesh`, if the run has that mesh.
+    pub fn config_of(&self, mesh: Mesh) -> Option<&ClusterSpec> {
+        self.topology.config_of(mesh)
+    }
+
+    /// Every mesh of the run, the first first.
+    pub fn meshes(&self) -> Vec<Mesh> {
+        self.topology.mesh_list().collect()
     }
 
     /// The helloworld version deployed on a remote: `v1` on the config cluster, `v2`
@@ -198,6 +217,19 @@ mod tests {
             istioctl: None,
             revision: None,
         }
+    }
+
+    #[test]
+    fn two_meshes_have_a_config_cluster_each_and_remotes_are_the_first_meshs() {
+        let mut t = sample();
+        t.topology = Topology::with_meshes(2, 1, NetworkMode::MultiNetwork).unwrap();
+        let parsed = TopologyFile::parse(&serde_json::to_string(&t).unwrap()).unwrap();
+        assert_eq!(parsed.meshes().len(), 2);
+        let names: Vec<&str> = parsed.remotes().iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["config"]);
+        let mesh2 = Mesh::new(2).unwrap();
+        assert_eq!(parsed.config_of(mesh2).unwrap().name, "mesh2-config");
+        assert_eq!(parsed.remotes_of(mesh2).len(), 1);
     }
 
     #[test]
