@@ -24,6 +24,12 @@ pub struct InstallArgs {
     /// remote2 running helloworld v2, needed by the multi_remote scenario).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub remotes: usize,
+    /// Meshes the external cluster hosts, each with its own istiod (namespace
+    /// external-istiod-mesh<k> after the first), config cluster, remotes, root CA and
+    /// pair of gateway ports (15012/15017, then 16022/16027, ...); 2 is needed by the
+    /// multi_mesh scenario.
+    #[arg(long, value_name = "M", default_value_t = 1)]
+    pub meshes: usize,
     /// How the external gateway carries 15012/15017: `passthrough` (TLS to istiod) or
     /// `simple` (TLS terminated at the gateway with a certificate for its address).
     #[arg(long, value_name = "passthrough|simple", default_value = "passthrough")]

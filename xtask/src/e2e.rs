@@ -106,6 +106,7 @@ fn options(args: &Args, existing: Option<&Topology>) -> anyhow::Result<SuiteOpti
         versions: a.istio.clone(),
         installer: a.installer,
         remotes,
+        meshes: a.meshes,
         network_mode,
         gateway_tls: a.gateway_tls,
         hub: a.hub.clone(),
@@ -145,6 +146,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         _ => None,
     };
     let options = options(&args, existing.as_ref().map(ExistingProvider::topology))?;
+    if existing.is_some() && args.install.meshes > 1 {
+        anyhow::bail!(
+            "--meshes {} with --provider existing: a topology file names the clusters of one \
+             mesh (several meshes run on kind only)",
+            args.install.meshes
+        );
+    }
     if existing.is_some() {
         if args.parallel > 1 {
             anyhow::bail!("--parallel: existing clusters hold one install at a time");
@@ -284,7 +292,8 @@ mod tests {
         assert_eq!(s.report_dir, PathBuf::from("target/ecp-report"));
         assert!(!s.keep && !s.reuse);
         assert_eq!(s.parallel, 1);
-        assert_eq!(s.scenarios.len(), SCENARIOS.len() - 1, "all but multi_remote");
+        assert_eq!(s.meshes, 1);
+        assert_eq!(s.scenarios.len(), SCENARIOS.len() - 2, "all but multi_remote and multi_mesh");
     }
 
     #[test]

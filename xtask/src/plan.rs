@@ -46,6 +46,7 @@ impl Args {
             hub: a.hub.clone(),
             tag: a.tag.clone(),
             overrides: a.overrides()?,
+            meshes: a.meshes,
         })
     }
 }

@@ -231,3 +231,32 @@ fn existing_clusters_with_a_bad_file_or_context_fail_at_once() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--keep with several versions"), "{stderr}");
 }
+
+/// `--meshes 2 --scenario multi_mesh` is accepted and fails fast here, as e2e does
+/// without Docker or a registry: in the preflight, with the report saying so.
+#[test]
+fn two_meshes_with_multi_mesh_are_accepted_and_fail_fast_in_the_preflight() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = closed_port_url();
+    let args = ["--meshes", "2", "--scenario", "multi_mesh", "--report", "report"];
+    let (out, elapsed) = e2e(&args, dir.path(), &url);
+    assert!(!out.status.success());
+    assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot run on this machine"), "{stderr}");
+    assert!(stderr.contains("Docker is not reachable"), "{stderr}");
+    assert!(!stderr.contains("--meshes"), "the option itself is accepted: {stderr}");
+    let newest = ecp_harness::version::NEWEST;
+    let summary = std::fs::read_to_string(
+        dir.path().join(format!("report/istio-{newest}-istioctl/summary.md")),
+    )
+    .unwrap();
+    assert!(summary.contains("preflight failed"), "{summary}");
+    assert!(summary.contains("## Mesh mesh2"), "one section per mesh: {summary}");
+
+    // Without a second mesh the scenario cannot run, and e2e says why at once.
+    let (out, _) = e2e(&["--scenario", "multi_mesh", "--report", "r1"], dir.path(), &url);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("needs --meshes 2"), "{stderr}");
+}

@@ -292,3 +292,54 @@ fn bad_values_files_are_refused_naming_file_and_key() {
     assert_one_line_error(&out, &["--helm-repo", "istioctl uses no chart repository"]);
     assert!(!out_dir.exists(), "nothing was written");
 }
+
+/// `--meshes 2 --out DIR`: both meshes' files, the routing table printed and
+/// written beside plan.json.
+#[test]
+fn two_meshes_write_both_meshes_files_and_the_routing_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("plan");
+    let out = xtask(&["--meshes", "2", "--out", out_dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for text in [
+        "Routing (control-plane gateway istio-system/istio-ingressgateway):",
+        "mesh1  15012     15017 -> 443 external-istiod        config (remote1)",
+        "mesh2  16022     16027 -> 443 external-istiod-mesh2  mesh2-config (mesh2-remote1)",
+    ] {
+        assert!(stdout.contains(text), "`{text}` missing:\n{stdout}");
+    }
+    let routing = read(&out_dir, "routing.txt");
+    assert!(routing.contains("external-istiod-mesh2"), "{routing}");
+    for file in [
+        "external/istiod.yaml",
+        "external/mesh2/istiod.yaml",
+        "external/mesh2/external-istiod-gw.yaml",
+        "config/remote-config-cluster.yaml",
+        "mesh2-config/remote-config-cluster.yaml",
+        "mesh2-config/istiod-service.yaml",
+    ] {
+        assert!(out_dir.join(file).is_file(), "{file} not written");
+    }
+    assert!(read(&out_dir, "external/mesh2/istiod.yaml").contains("meshID: mesh2"));
+    // One mesh prints no routing table and writes none.
+    let one = dir.path().join("one");
+    let out = xtask(&["--out", one.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("Routing"));
+    assert!(!one.join("routing.txt").exists());
+}
+
+#[test]
+fn mesh_counts_the_scheme_cannot_hold_are_refused() {
+    assert_one_line_error(&xtask(&["--meshes", "0"]), &["--meshes must be between 1 and 8"]);
+    assert_one_line_error(&xtask(&["--meshes", "9"]), &["--meshes must be between 1 and 8"]);
+    assert_one_line_error(
+        &xtask(&["--meshes", "3", "--remotes", "3"]),
+        &["9 remote clusters", "at most 8"],
+    );
+    assert_one_line_error(
+        &xtask(&["--meshes", "2", "--installer", "sail", "--istio", "1.30.3"]),
+        &["--meshes 2 is not built for --installer sail"],
+    );
+}
