@@ -18,8 +18,19 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 type Failure = Box<dyn std::error::Error>;
 
-/// The patch: append an `istio-proxy` container, as the injector would.
-const PATCH: &str = r#"[{"op":"add","path":"/spec/containers/-","value":{"name":"istio-proxy","image":"ecp.test/stand-in-proxy:1"}}]"#;
+/// The patch: append an `istio-proxy` container, as the injector would. Its image
+/// is `ecp.test/stand-in-proxy:1`, or with a first argument `MESH` (a stand-in per
+/// mesh, `harness/tests/apiserver_multi_mesh.rs`) `ecp.test/stand-in-proxy-MESH:1`,
+/// so a test sees whose patch a pod got.
+fn patch() -> String {
+    let image = match std::env::args().nth(1) {
+        Some(mesh) => format!("ecp.test/stand-in-proxy-{mesh}:1"),
+        None => "ecp.test/stand-in-proxy:1".to_string(),
+    };
+    format!(
+        r#"[{{"op":"add","path":"/spec/containers/-","value":{{"name":"istio-proxy","image":"{image}"}}}}]"#
+    )
+}
 
 fn main() -> Result<(), Failure> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -95,7 +106,7 @@ fn serve(config: Arc<rustls::ServerConfig>, tcp: TcpStream) -> Result<(), Failur
 fn review(body: &[u8]) -> Result<String, Failure> {
     let request: serde_json::Value = serde_json::from_slice(body)?;
     let uid = request["request"]["uid"].as_str().ok_or("no request uid")?;
-    let patch = base64::engine::general_purpose::STANDARD.encode(PATCH);
+    let patch = base64::engine::general_purpose::STANDARD.encode(patch());
     Ok(serde_json::json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
