@@ -39,6 +39,13 @@ impl Plan {
             kebab(&o.gateway_tls),
             o.external_addr,
         );
+        if o.meshes > 1 {
+            let _ = writeln!(
+                out,
+                "Meshes: {} on the one external cluster, each with its own remote(s)",
+                o.meshes
+            );
+        }
         if let Some(notice) = o.istio.notice() {
             let _ = writeln!(out, "Note: {notice}");
         }
