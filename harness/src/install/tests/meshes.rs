@@ -229,3 +229,23 @@ fn mesh_counts_and_variants_not_built_are_refused() {
         plan(&PlanOptions { gateway_tls: GatewayTls::Simple, ..o(2) }).unwrap_err().to_string();
     assert!(err.contains("--gateway-tls simple"), "{err}");
 }
+
+/// `--revision` and `--meshes` combine: a later mesh's webhooks and istiod Service
+/// carry the revision as well as the mesh's namespace.
+#[test]
+fn a_revision_names_every_meshs_objects() {
+    let mut o = meshes_opts(Installer::Helm, "1.30.4", 2, 1);
+    o.overrides.revision = Some("canary".into());
+    let p = plan(&o).unwrap();
+    let istiod = &p.file("external/mesh2/istiod-values.yaml").unwrap().contents;
+    assert!(
+        istiod.contains(
+            "INJECTION_WEBHOOK_CONFIG_NAME: istio-sidecar-injector-canary-external-istiod-mesh2"
+        ),
+        "{istiod}"
+    );
+    let service = &p.file("mesh2-config/istiod-service.yaml").unwrap().contents;
+    assert!(service.contains("name: istiod-canary"), "{service}");
+    let held = held_by_mesh(&p);
+    assert_disjoint("webhook configurations", &held, |h| &h.webhooks);
+}
