@@ -4,6 +4,7 @@
 
 pub mod checks;
 pub mod cluster;
+pub mod conformance;
 pub mod diag;
 pub mod execute;
 pub mod fault;

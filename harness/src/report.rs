@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite};
 
+use crate::conformance::{ConformanceReport, ObservedCluster, REPORT_JSON, RanImage, RunInfo};
 use crate::execute::StepRecord;
-use crate::install::Installer;
+use crate::install::{Installer, PlanOptions};
 use crate::outage::{self, OutageFigures};
 use crate::topology::Topology;
 use crate::version::IstioVersion;
@@ -119,6 +120,16 @@ pub struct VersionReport {
     /// The diagnostics bundle, relative to the report directory, if one was written.
     pub diagnostics: Option<PathBuf>,
     pub elapsed: Duration,
+    /// The command line, the suite's build and the implementation under test.
+    pub run: RunInfo,
+    /// The plan's options as the install used them, once planned.
+    pub plan_options: Option<PlanOptions>,
+    /// Where the clusters came from ([`crate::cluster::Provider::platform`]).
+    pub platform: String,
+    /// Each cluster's Kubernetes version and nodes, as observed.
+    pub clusters: Vec<ObservedCluster>,
+    /// The images that ran in the plan's namespaces, as the pods report them.
+    pub images: Vec<RanImage>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +144,8 @@ pub enum ReportError {
     },
     #[error("serializing the JUnit report: {0}")]
     Serialize(String),
+    #[error("serializing {REPORT_JSON}: {0}")]
+    Json(String),
 }
 
 /// The files written for one version.
@@ -140,6 +153,7 @@ pub enum ReportError {
 pub struct Written {
     pub junit: PathBuf,
     pub markdown: PathBuf,
+    pub json: PathBuf,
 }
 
 /// Reads nextest's JUnit output into scenario results. nextest names a suite after
@@ -211,6 +225,11 @@ impl VersionReport {
             not_run: Vec::new(),
             diagnostics: None,
             elapsed: Duration::ZERO,
+            run: RunInfo::default(),
+            plan_options: None,
+            platform: String::new(),
+            clusters: Vec::new(),
+            images: Vec::new(),
         }
     }
 
@@ -448,6 +467,8 @@ impl VersionReport {
         let mut md = String::new();
         let verdict = if self.passed() { "PASSED" } else { "FAILED" };
         let _ = writeln!(md, "# Istio {} with {}: {verdict}\n", self.istio, self.installer.name());
+        self.reproduce_markdown(&mut md);
+        let _ = writeln!(md, "\n## Run\n");
         let _ = writeln!(md, "- Istio version: {}", self.istio);
         let _ = writeln!(md, "- Installer: {}", self.installer.name());
         if let Some(helm) = &self.helm_version {
@@ -539,19 +560,98 @@ impl VersionReport {
         md
     }
 
-    /// Writes `<dir>/<dir_name>/junit.xml` and `summary.md`.
+    /// "Reproduce": the command and every version a reader needs to run it again.
+    fn reproduce_markdown(&self, md: &mut String) {
+        let _ = writeln!(md, "## Reproduce\n");
+        if self.run.command.is_empty() {
+            let _ = writeln!(md, "Command line: not recorded.\n");
+        } else {
+            let _ = writeln!(md, "```sh\n{}\n```\n", shell_words(&self.run.command));
+        }
+        let suite = &self.run.suite;
+        let dirty = if suite.dirty { ", with uncommitted changes" } else { "" };
+        let _ = writeln!(
+            md,
+            "- Suite: ecp-harness {} at git revision {}{dirty}",
+            suite.version, suite.revision
+        );
+        let (hub, tag) = match &self.plan_options {
+            Some(o) => (o.hub.clone(), o.tag.clone()),
+            None => (None, None),
+        };
+        let _ = writeln!(
+            md,
+            "- Istio: {} with {} (hub {}, tag {})",
+            self.istio,
+            self.installer.name(),
+            hub.as_deref().unwrap_or(self.istio.default_hub()),
+            tag.unwrap_or_else(|| self.istio.to_string())
+        );
+        let platform = if self.platform.is_empty() { "not known" } else { &self.platform };
+        let _ = writeln!(md, "- Clusters from: {platform}");
+        for c in &self.clusters {
+            let version = c.server_version.as_deref().unwrap_or("not observed");
+            let nodes: Vec<String> = c
+                .nodes
+                .iter()
+                .map(|n| {
+                    format!(
+                        "{} ({}, {})",
+                        n.os_image, n.kubelet_version, n.container_runtime_version
+                    )
+                })
+                .collect();
+            let nodes = if nodes.is_empty() { "no nodes".to_string() } else { nodes.join("; ") };
+            let _ = writeln!(md, "- Kubernetes on {}: {version}, {nodes}", c.name);
+        }
+        let implementation = match &self.run.implementation {
+            Some(i) => format!(
+                "{} {} {} ({}, contact {})",
+                i.organization, i.product, i.version, i.url, i.contact
+            ),
+            None => "not given (no --implementation: upstream Istio)".into(),
+        };
+        let _ = writeln!(md, "- Implementation: {implementation}");
+        let facts = ConformanceReport::of(self, "", "").profiles;
+        let profiles: Vec<String> = facts
+            .iter()
+            .map(|p| {
+                let verdict = match (p.run, p.passed) {
+                    (_, true) => "passed",
+                    (true, false) => "run, not passed",
+                    (false, false) => "not run",
+                };
+                format!("{} {verdict}", p.profile)
+            })
+            .collect();
+        let _ = writeln!(md, "- Profiles: {}", profiles.join("; "));
+        let _ = writeln!(
+            md,
+            "- Check this report: `cargo xtask report verify <this directory>` ({REPORT_JSON})"
+        );
+    }
+
+    /// Writes `<dir>/<dir_name>/junit.xml`, `summary.md`, then `report.json` with
+    /// their digests.
     pub fn write(&self, dir: &Path) -> Result<Written, ReportError> {
         let out = dir.join(self.dir_name());
         std::fs::create_dir_all(&out)
             .map_err(|source| ReportError::Write { path: out.clone(), source })?;
         let junit = out.join("junit.xml");
         let xml = self.junit().to_string().map_err(|e| ReportError::Serialize(e.to_string()))?;
-        std::fs::write(&junit, xml)
+        std::fs::write(&junit, &xml)
             .map_err(|source| ReportError::Write { path: junit.clone(), source })?;
         let markdown = out.join("summary.md");
-        std::fs::write(&markdown, self.markdown())
+        let summary = self.markdown();
+        std::fs::write(&markdown, &summary)
             .map_err(|source| ReportError::Write { path: markdown.clone(), source })?;
-        Ok(Written { junit, markdown })
+        let json = out.join(REPORT_JSON);
+        let report = ConformanceReport::of(self, &summary, &xml);
+        let text =
+            serde_json::to_string_pretty(&report).map_err(|e| ReportError::Json(e.to_string()))?;
+        std::fs::write(&json, text + "\n")
+            .map_err(|source| ReportError::Write { path: json.clone(), source })?;
+        Ok(Written { junit, markdown, json })
     }
 }
 
@@ -582,6 +682,17 @@ pub fn write_index(reports: &[VersionReport], dir: &Path) -> Result<PathBuf, Rep
     std::fs::write(&path, md)
         .map_err(|source| ReportError::Write { path: path.clone(), source })?;
     Ok(path)
+}
+
+/// `args` as one shell command line, quoting what the shell would split or expand.
+pub fn shell_words(args: &[String]) -> String {
+    let plain = |a: &str| {
+        !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c))
+    };
+    args.iter()
+        .map(|a| if plain(a) { a.clone() } else { format!("'{}'", a.replace('\'', "'\\''")) })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn seconds(d: Duration) -> String {
@@ -658,6 +769,36 @@ mod tests {
             }],
             diagnostics: Some("istio-1.30.3-helm/diagnostics".into()),
             elapsed: Duration::from_secs(600),
+            run: RunInfo {
+                command: ["cargo", "xtask", "e2e", "--installer", "helm", "--hub", "my hub"]
+                    .map(String::from)
+                    .to_vec(),
+                suite: crate::conformance::SuiteBuild {
+                    version: "0.1.0".into(),
+                    revision: "0123abcd".into(),
+                    dirty: true,
+                },
+                implementation: None,
+            },
+            plan_options: Some(PlanOptions::new(IstioVersion::new(1, 30, 3), Installer::Helm, 2)),
+            platform: "kind, node image kindest/node:v1.34.0".into(),
+            clusters: vec![ObservedCluster {
+                name: "config".into(),
+                server_version: Some("v1.34.0".into()),
+                server_platform: Some("linux/amd64".into()),
+                nodes: vec![crate::conformance::ObservedNode {
+                    name: "config-control-plane".into(),
+                    os_image: "Debian GNU/Linux 12 (bookworm)".into(),
+                    kubelet_version: "v1.34.0".into(),
+                    container_runtime_version: "containerd://2.1.3".into(),
+                }],
+                error: None,
+            }],
+            ..VersionReport::new(
+                IstioVersion::new(1, 30, 3),
+                Installer::Helm,
+                Topology::new(2, NetworkMode::MultiNetwork).unwrap(),
+            )
         }
     }
 

@@ -617,6 +617,10 @@ impl Provider for ApiserverProvider {
         PROVIDER
     }
 
+    fn platform(&self) -> String {
+        "control-plane-only (API server, etcd and controller manager; no nodes)".into()
+    }
+
     /// The topology fits (names, count), the Kubernetes binaries are found without
     /// downloading anything, Docker answers.
     async fn preflight(&self, plan: &crate::install::Plan) -> Vec<Problem> {

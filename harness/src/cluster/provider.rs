@@ -34,6 +34,12 @@ pub trait Provider {
     /// A short name for messages and reports (`kind`, `existing`, `apiserver`).
     fn name(&self) -> &'static str;
 
+    /// What the clusters run on, for the report (`kind, node image ...`,
+    /// `control-plane-only`, `existing clusters`): the provider's own name for it.
+    fn platform(&self) -> String {
+        self.name().to_string()
+    }
+
     /// What this provider can do beyond giving clusters (known before it starts any).
     fn capabilities(&self) -> Capabilities;
 

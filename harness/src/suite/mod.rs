@@ -22,7 +22,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::cluster::{Cleanup, Provided, Provider, Run};
+use crate::conformance;
 use crate::execute::{self, ClusterAccess, Clusters, ExecOptions, Phase, StepRecord};
+use crate::install::Plan;
 use crate::preflight::Problem;
 use crate::report::{self, OutageReport, ScenarioStatus, VersionReport};
 use crate::topology::Topology;
@@ -157,6 +159,8 @@ fn write_setup_failure_reports(s: &SuiteOptions, problems: &[Problem]) {
             setup_error: Some(format!("preflight failed: {}", problems.join("; "))),
             not_run: s.not_run_all("the preflight failed"),
             overrides: s.overrides(*v),
+            run: s.run_info.clone(),
+            plan_options: Some(s.plan_options(*v, None)),
             ..VersionReport::new(*v, s.installer, topology.clone())
         })
         .collect();
@@ -185,6 +189,9 @@ async fn run_version<P: Provider + Sync>(
         helm_version: p.programs.helm_version.map(|v| v.to_string()),
         not_run: s.not_run.clone(),
         overrides: s.overrides(p.version),
+        run: s.run_info.clone(),
+        plan_options: Some(p.plan.options.clone()),
+        platform: p.provider.platform(),
         ..VersionReport::new(p.version, s.installer, topology.clone())
     };
     let dir = s.report_dir.join(report.dir_name());
@@ -229,6 +236,7 @@ async fn run_version<P: Provider + Sync>(
     exec_opts.given_external_addr = p.provider.external_address().is_some();
     let execution = execute::execute(p.plan.clone(), &clusters, Phase::Install, &exec_opts).await;
     report.steps = execution.steps.clone();
+    report.plan_options = Some(execution.plan.options.clone());
     if exec_opts.given_external_addr || address_published(&execution) {
         report.external_addr = Some(execution.plan.options.external_addr);
     }
@@ -268,6 +276,7 @@ async fn run_version<P: Provider + Sync>(
         // What the outage scenario wrote; a variant without a file is "not measured".
         report.outages = OutageReport::read(&topology_file::figures_dir_in(&dir));
     }
+    observe(&mut report, &clusters, &plan, say).await;
 
     if failed {
         say(&format!("==> Istio {}: collecting diagnostics from every cluster", p.version));
@@ -301,6 +310,17 @@ async fn run_version<P: Provider + Sync>(
     finish_or_keep(s, handle, reused, last, say).await;
     report.elapsed = started.elapsed();
     report
+}
+
+/// What the clusters are and which images ran, read before anything is removed.
+async fn observe(report: &mut VersionReport, clusters: &Clusters, plan: &Plan, say: Say) {
+    report.clusters = conformance::observe::clusters(clusters).await;
+    let (images, errors) = conformance::observe::images(clusters, plan).await;
+    report.images = images;
+    for e in errors {
+        say(&format!("warning: the images that ran: {e}"));
+        report.notices.push(format!("the images that ran are incomplete: {e}"));
+    }
 }
 
 /// The step that publishes the external address ran and succeeded on every cluster

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use super::scenarios::{SCENARIOS, Scenario, scenario};
+use crate::conformance::RunInfo;
 use crate::install::{GatewayTls, Installer, OverrideError, Overrides, PlanOptions};
 use crate::report::NotRun;
 use crate::topology::{NetworkMode, PLACEHOLDER_EXTERNAL_ADDR, Topology, TopologyError};
@@ -43,6 +44,9 @@ pub struct SuiteOptions {
     pub helm: Option<PathBuf>,
     /// How the scenario tests are run.
     pub runner: ScenarioRunner,
+    /// The command line, the suite's build and the implementation, for the report
+    /// (the xtask fills it in; [`SuiteOptions::new`] leaves it empty).
+    pub run_info: RunInfo,
 }
 
 /// How the suite starts the scenario tests: `cargo nextest run -p ecp-scenarios` in
@@ -169,6 +173,7 @@ impl SuiteOptions {
             istioctl: r.istioctl,
             helm: r.helm,
             runner,
+            run_info: RunInfo::default(),
         };
         Ok((options, notices))
     }

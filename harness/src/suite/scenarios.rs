@@ -1,6 +1,9 @@
 //! The conformance scenarios the suite knows: one test file each in the
 //! `ecp-scenarios` crate's `tests/` (a test there checks that this list and the files
-//! agree), run by nextest against the clusters the topology file describes.
+//! agree), run by nextest against the clusters the topology file describes, each in
+//! one conformance profile.
+
+use crate::conformance::Profile;
 
 /// Tests that pause or cut a node, by scenario: run only where the provider has
 /// [`Capabilities::network_faults`](crate::cluster::Capabilities::network_faults).
@@ -16,6 +19,8 @@ pub struct Scenario {
     pub min_remotes: usize,
     /// Meshes it needs (`--meshes`).
     pub min_meshes: usize,
+    /// The conformance profile it belongs to (docs/report.md "Profiles").
+    pub profile: Profile,
 }
 
 /// Every scenario, in the order of the procedure.
@@ -27,6 +32,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 its CA, not rewritten; the external istiod ready without webhooks of its own",
         min_remotes: 1,
         min_meshes: 1,
+        profile: Profile::Core,
     },
     Scenario {
         name: "sidecar_injection",
@@ -34,6 +40,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 external istiod's (cluster ID, discovery and CA address), none restarted",
         min_remotes: 1,
         min_meshes: 1,
+        profile: Profile::Core,
     },
     Scenario {
         name: "in_mesh_traffic",
@@ -41,12 +48,14 @@ pub const SCENARIOS: &[Scenario] = &[
                 it still does and a client without a sidecar is refused",
         min_remotes: 1,
         min_meshes: 1,
+        profile: Profile::Core,
     },
     Scenario {
         name: "ingress_traffic",
         about: "the ingress gateway serves helloworld v1 from outside the mesh",
         min_remotes: 1,
         min_meshes: 1,
+        profile: Profile::Core,
     },
     Scenario {
         name: "validation",
@@ -54,6 +63,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 and accepts a valid one",
         min_remotes: 1,
         min_meshes: 1,
+        profile: Profile::Core,
     },
     Scenario {
         name: "multi_remote",
@@ -61,6 +71,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 so does a client on the second remote",
         min_remotes: 2,
         min_meshes: 1,
+        profile: Profile::Extended,
     },
     Scenario {
         name: "outage",
@@ -69,6 +80,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 nothing restarts; recovery after the restore is measured",
         min_remotes: 1,
         min_meshes: 1,
+        profile: Profile::Core,
     },
     Scenario {
         name: "multi_mesh",
@@ -78,6 +90,7 @@ pub const SCENARIOS: &[Scenario] = &[
                 and serves",
         min_remotes: 1,
         min_meshes: 2,
+        profile: Profile::Extended,
     },
 ];
 

@@ -247,6 +247,10 @@ impl Provider for ExistingProvider {
         PROVIDER
     }
 
+    fn platform(&self) -> String {
+        "existing clusters (named in the topology file)".into()
+    }
+
     /// None: nothing is loaded into or installed in clusters the harness does not own.
     fn capabilities(&self) -> Capabilities {
         Capabilities::default()

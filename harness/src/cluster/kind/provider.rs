@@ -69,6 +69,10 @@ impl Provider for KindProvider {
         super::node::PROVIDER
     }
 
+    fn platform(&self) -> String {
+        format!("kind, node image {}", self.options.node_image)
+    }
+
     /// Docker, the host, the node image and privileged containers ([`super::preflight`]);
     /// its warnings are logged. Then MetalLB's manifest and images.
     async fn preflight(&self, _plan: &crate::install::Plan) -> Vec<Problem> {
