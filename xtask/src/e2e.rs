@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use ecp_harness::cluster::existing::{ExistingOptions, ExistingProvider};
 use ecp_harness::cluster::kind::{self, KindOptions, KindProvider, RegistryMirror};
 use ecp_harness::cluster::{RunId, cache_dir, docker};
+use ecp_harness::conformance::{Implementation, RunInfo, SuiteBuild};
 use ecp_harness::preflight::{Problem, ProblemKind};
 use ecp_harness::suite::{self, Requested, ScenarioRunner, SuiteOptions};
 use ecp_harness::topology::Topology;
@@ -85,6 +86,11 @@ pub struct Args {
     /// repeat for several registries, e.g. `docker.io=http://kind-registry:5000`.
     #[arg(long = "registry-mirror", value_name = "REGISTRY=ENDPOINT")]
     pub registry_mirrors: Vec<RegistryMirror>,
+    /// The distribution under test, for report.json and the summary: a YAML file
+    /// with organization, product, version, url and contact (docs/report.md).
+    /// Without it the report says "not given" (upstream Istio).
+    #[arg(long, value_name = "FILE")]
+    pub implementation: Option<PathBuf>,
 }
 
 /// Where the clusters come from.
@@ -125,11 +131,45 @@ fn options(args: &Args, existing: Option<&Topology>) -> anyhow::Result<SuiteOpti
         workspace: crate::workspace_root(),
         target_dir: target_dir(),
     };
-    let (options, notices) = SuiteOptions::new(requested, runner)?;
+    let (mut options, notices) = SuiteOptions::new(requested, runner)?;
     for notice in notices {
         println!("note: {notice}");
     }
+    options.run_info = RunInfo {
+        command: command_line(),
+        suite: suite_build(&crate::workspace_root()),
+        implementation: args.implementation.as_deref().map(Implementation::read).transpose()?,
+    };
     Ok(options)
+}
+
+/// This invocation as the user typed it through the cargo alias:
+/// `cargo xtask <arguments>`.
+fn command_line() -> Vec<String> {
+    ["cargo", "xtask"].into_iter().map(String::from).chain(std::env::args().skip(1)).collect()
+}
+
+/// The suite's version and the git revision of `checkout` (`git rev-parse HEAD`;
+/// dirty when tracked files have uncommitted changes); `unknown` where git or the
+/// checkout is not there.
+fn suite_build(checkout: &std::path::Path) -> SuiteBuild {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(checkout)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let mut build = SuiteBuild::default();
+    if let Some(revision) = git(&["rev-parse", "HEAD"]) {
+        build.revision = revision;
+        build.dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+            .is_none_or(|changes| !changes.is_empty());
+    }
+    build
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -345,6 +385,35 @@ mod tests {
     }
 
     #[test]
+    fn the_report_knows_the_command_the_checkout_and_the_implementation() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("impl.yaml");
+        std::fs::write(
+            &file,
+            "organization: Example Corp\nproduct: Example Mesh\nversion: 3.1.0\n\
+             url: https://mesh.example/\ncontact: mesh@example.com\n",
+        )
+        .unwrap();
+        let args = parse(&["--implementation", file.to_str().unwrap()]).unwrap();
+        let s = options(&args, None).unwrap();
+        let i = s.run_info.implementation.unwrap();
+        assert_eq!((i.organization.as_str(), i.version.as_str()), ("Example Corp", "3.1.0"));
+        assert_eq!(&s.run_info.command[..2], ["cargo", "xtask"]);
+        assert_eq!(s.run_info.suite.version, env!("CARGO_PKG_VERSION"));
+        let here = suite_build(&crate::workspace_root());
+        assert_eq!(here.revision.len(), 40, "this checkout is a git checkout: {here:?}");
+        assert_eq!(suite_build(dir.path()).revision, "unknown");
+
+        std::fs::write(&file, "organization: Example Corp\nproduct: x\n").unwrap();
+        let err = options(&args, None).unwrap_err().to_string();
+        assert!(err.contains("impl.yaml") && err.contains("version"), "{err}");
+        std::fs::write(&file, "organization: ''\nproduct: x\nversion: 1\nurl: u\ncontact: c\n")
+            .unwrap();
+        let err = options(&args, None).unwrap_err().to_string();
+        assert!(err.contains("`organization` is empty"), "{err}");
+    }
+
+    #[test]
     fn the_existing_provider_needs_a_topology_file() {
         let err = parse(&["--provider", "existing"]).map(|_| ()).unwrap_err().to_string();
         assert!(err.contains("--topology"), "{err}");
@@ -395,6 +464,7 @@ mod tests {
             "--provider",
             "--topology",
             "--force",
+            "--implementation",
         ] {
             assert!(help.contains(option), "{option} missing from:\n{help}");
         }

@@ -5,6 +5,7 @@ mod bench;
 mod down;
 mod e2e;
 mod plan;
+mod report;
 mod runs;
 mod status;
 mod test;
@@ -36,6 +37,8 @@ enum Command {
     Down(down::Args),
     /// Run a benchmark and print what it measured.
     Bench(bench::Args),
+    /// Check a conformance report (`report verify DIR`).
+    Report(report::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +53,7 @@ fn main() -> std::process::ExitCode {
         Command::Status(a) => status::run(a),
         Command::Down(a) => down::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Report(a) => report::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
