@@ -9,7 +9,7 @@
 //! arguments into [`SuiteOptions`] and calls [`run`]; everything else is here.
 
 mod diagnostics;
-mod nextest;
+pub mod nextest;
 pub mod options;
 pub mod preflight;
 pub mod scenarios;
