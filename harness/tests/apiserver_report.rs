@@ -212,6 +212,7 @@ async fn a_report_of_a_real_scenario_run_verifies_and_tampering_is_named() {
         external_addr: options.external_addr,
         kubeconfigs: Provided::clusters(&run).into_iter().map(|c| (c.name, c.kubeconfig)).collect(),
         istioctl: None,
+        revision: None,
     }
     .write(&topology_file)
     .unwrap();

@@ -111,6 +111,13 @@ impl TestResult {
     }
 }
 
+/// One distribution override, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverrideEntry {
+    pub name: String,
+    pub value: String,
+}
+
 /// One install step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepEntry {
@@ -170,6 +177,9 @@ pub struct ConformanceReport {
     pub installer: Installer,
     /// The plan's options as the install used them (`PlanOptions`, whole).
     pub plan_options: serde_json::Value,
+    /// The distribution's overrides (hub, tag, revision, chart repository, values
+    /// files), as the summary lists them.
+    pub overrides: Vec<OverrideEntry>,
     /// Where the clusters came from (kind and its node image, control-plane-only,
     /// existing).
     pub platform: String,
@@ -209,6 +219,11 @@ impl ConformanceReport {
                 .as_ref()
                 .and_then(|o| serde_json::to_value(o).ok())
                 .unwrap_or_default(),
+            overrides: r
+                .overrides
+                .iter()
+                .map(|(name, value)| OverrideEntry { name: name.clone(), value: value.clone() })
+                .collect(),
             platform: r.platform.clone(),
             clusters: r.clusters.clone(),
             images: r.images.clone(),
