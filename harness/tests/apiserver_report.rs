@@ -19,7 +19,7 @@ use ecp_harness::conformance::{self, REPORT_JSON, verify};
 use ecp_harness::execute::{Phase, execute};
 use ecp_harness::install::{Action, Installer, Plan, PlanFile, PlanOptions, Program, Step};
 use ecp_harness::report::{self, ScenarioStatus, VersionReport};
-use ecp_harness::suite::nextest::nextest_args;
+use ecp_harness::suite::nextest::{junit_path, nextest_args};
 use ecp_harness::suite::topology_file::{FORMAT, TOPOLOGY_ENV, TopologyFile};
 use ecp_harness::topology::{EXTERNAL_ISTIOD_NAMESPACE, NetworkMode, Topology};
 use ecp_harness::version::IstioVersion;
@@ -157,9 +157,7 @@ async fn run_scenarios(topology_file: &Path) -> Vec<report::ScenarioResult> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"));
-    // nextest keeps its store (the e2e profile's JUnit) under the workspace's
-    // `target/nextest`, whatever the target directory (its `store.dir` default).
-    let junit = workspace.join("target").join("nextest").join("e2e").join("junit.xml");
+    let junit = junit_path(&workspace);
     let _ = std::fs::remove_file(&junit);
     let mut args = nextest_args(&["control_plane_install"], &SKIP);
     // The build goes to this test's own target directory.

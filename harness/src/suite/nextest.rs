@@ -52,7 +52,7 @@ pub(super) async fn run_scenarios<P, H: Provided>(
     }
 
     let _one_at_a_time = SCENARIO_RUNS.lock().await;
-    let junit = s.runner.target_dir.join("nextest").join("e2e").join("junit.xml");
+    let junit = junit_path(&s.runner.workspace);
     let _ = std::fs::remove_file(&junit);
     let names: Vec<&str> = s.scenarios.iter().map(|sc| sc.name).collect();
     let args = nextest_args(&names, skip);
@@ -68,6 +68,13 @@ pub(super) async fn run_scenarios<P, H: Provided>(
         .map_err(|e| format!("nextest exited with {status} and wrote no JUnit report: {e}"))?;
     let _ = std::fs::copy(&junit, dir.join("nextest-junit.xml"));
     Ok(results)
+}
+
+/// Where the `e2e` profile's JUnit lands: nextest keeps its store in the workspace's
+/// `target/nextest` (its `store.dir` default), whatever `CARGO_TARGET_DIR` says
+/// (seen with cargo-nextest 0.9.143).
+pub fn junit_path(workspace: &Path) -> std::path::PathBuf {
+    workspace.join("target").join("nextest").join("e2e").join("junit.xml")
 }
 
 /// `cargo nextest run` of the selected scenario test binaries but the `skip` tests,

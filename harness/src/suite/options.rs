@@ -57,7 +57,8 @@ pub struct ScenarioRunner {
     pub cargo: PathBuf,
     /// The workspace holding the `ecp-scenarios` crate.
     pub workspace: PathBuf,
-    /// Its target directory (nextest writes the e2e profile's JUnit under it).
+    /// Its target directory (`CARGO_TARGET_DIR` or `target`); nextest's JUnit is not
+    /// under it but under the workspace's `target/nextest` ([`super::nextest::junit_path`]).
     pub target_dir: PathBuf,
 }
 
