@@ -72,6 +72,18 @@ async fn a_failed_install_is_reported_with_diagnostics_and_nothing_is_left() {
     assert!(summary.contains("install failed"), "{summary}");
     assert!(summary.contains("step 1"), "names the step: {summary}");
     assert!(summary.contains("control_plane_install"), "the scenario is reported not run");
+    // report.json: the clusters as observed before teardown, the platform, a failed
+    // install step, and a report that verifies (it claims no profile).
+    let checked = ecp_harness::conformance::verify::verify_version(&version_dir);
+    assert!(checked.problems.is_empty(), "{:#?}", checked.problems);
+    let json = checked.report.unwrap();
+    assert!(json.platform.starts_with("control-plane-only"), "{}", json.platform);
+    let names: Vec<&str> = json.clusters.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["config", "external"]);
+    assert!(json.clusters.iter().all(|c| c.server_version.is_some()), "{:#?}", json.clusters);
+    assert!(json.steps.iter().any(|s| !s.passed && s.reason.is_some()), "{:#?}", json.steps);
+    assert!(json.claimed().is_empty());
+    assert!(summary.contains("## Reproduce"), "{summary}");
     for cluster in ["external", "config"] {
         let d = version_dir.join("diagnostics").join(cluster);
         assert!(d.is_dir(), "diagnostics of {cluster} in {}", d.display());
