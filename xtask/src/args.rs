@@ -25,7 +25,7 @@ pub struct InstallArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub remotes: usize,
     /// Meshes the external cluster hosts, each with its own istiod (namespace
-    /// external-istiod-mesh<k> after the first), config cluster, remotes, root CA and
+    /// `external-istiod-mesh<k>` after the first), config cluster, remotes, root CA and
     /// pair of gateway ports (15012/15017, then 16022/16027, ...); 2 is needed by the
     /// multi_mesh scenario.
     #[arg(long, value_name = "M", default_value_t = 1)]

@@ -14,7 +14,7 @@
 //! each group in the order given, so a later file wins. `meshConfig` at the top of a
 //! file goes to the component's mesh config, the rest to its values. It happens once,
 //! in [`super::Component`]'s constructors, before any backend renders the values.
-//! Keys the procedure owns are refused ([`OWNED_KEYS`]).
+//! Keys the procedure owns are refused (`OWNED_KEYS`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -166,7 +166,7 @@ impl ValuesFile {
         }
     }
 
-    /// The file's values, parsed and checked against [`OWNED_KEYS`].
+    /// The file's values, parsed and checked against `OWNED_KEYS`.
     pub fn parse(&self) -> Result<Map<String, Value>, OverrideError> {
         let file = || self.name.clone();
         let value: Value = crate::yaml::from_str(&self.contents)
