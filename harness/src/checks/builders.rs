@@ -5,8 +5,11 @@
 use std::net::IpAddr;
 
 use crate::install::values::SHARED_MESH_CONFIG;
-use crate::install::{Check, INGRESS_GATEWAY, SAMPLE_NAMESPACE, WaitCondition, WebhookKind};
+use crate::install::{
+    Check, INGRESS_GATEWAY, Revision, SAMPLE_NAMESPACE, WaitCondition, WebhookKind,
+};
 use crate::mesh::Mesh;
+use crate::topology::EXTERNAL_ISTIOD_NAMESPACE;
 use crate::version::IstioVersion;
 
 /// helloworld as a client in the mesh asks it (procedure.md step 6).
@@ -81,9 +84,55 @@ impl Check {
     pub fn istiod_address_of(mesh: Mesh, istio: IstioVersion, address: IpAddr) -> Self {
         Check::IstiodAddress {
             namespace: mesh.namespace(),
+            service: Revision::default().istiod(),
             object: istio.istiod_address_object(),
             address,
             ports: [mesh.xds_port(), mesh.webhook_port()],
+        }
+    }
+
+    /// This remote-profile check of the first mesh for the names the charts give
+    /// `revision` ([`Self::for_revision_in`] `external-istiod`).
+    pub fn for_revision(self, revision: Revision<'_>) -> Self {
+        self.for_revision_in(revision, EXTERNAL_ISTIOD_NAMESPACE)
+    }
+
+    /// This remote-profile check of the mesh in `namespace` for the names the charts
+    /// give `revision`: the webhook configurations `<base>-<revision>-<namespace>`
+    /// (the injector then has the two revision webhooks; the four of the guide's are
+    /// split with the default tag's), the config maps `<name>-<revision>`, the
+    /// Service `istiod-<revision>`. The default revision's names stay.
+    pub fn for_revision_in(self, revision: Revision<'_>, namespace: &str) -> Self {
+        if revision.0.is_none() {
+            return self;
+        }
+        match self {
+            Check::WebhookConfigurationExists { kind, name, min_webhooks } => {
+                let suffix = format!("-{namespace}");
+                let base = name.strip_suffix(&suffix).unwrap_or(&name);
+                let min_webhooks = match kind {
+                    WebhookKind::Mutating => min_webhooks.min(2),
+                    WebhookKind::Validating => min_webhooks,
+                };
+                Check::WebhookConfigurationExists {
+                    kind,
+                    name: revision.webhook_config_in(base, namespace),
+                    min_webhooks,
+                }
+            }
+            Check::ConfigMapExists { namespace, name } => {
+                Check::ConfigMapExists { namespace, name: revision.name(&name) }
+            }
+            Check::IstiodAddress { namespace, object, address, ports, .. } => {
+                Check::IstiodAddress {
+                    namespace,
+                    service: revision.istiod(),
+                    object,
+                    address,
+                    ports,
+                }
+            }
+            other => other,
         }
     }
 

@@ -155,36 +155,36 @@ pub(super) async fn webhooks_do_not_mention(
     }
 }
 
-/// The `istiod` Service's address object (the version's `object`) points at
-/// `address` with `ports` (15012 and 15017 for the first mesh).
+/// The istiod Service `service`'s address object (the version's `object`) points
+/// at `address` with `ports` (15012 and 15017 for the first mesh).
 pub(super) async fn istiod_address(
     cluster: &str,
     client: &Client,
-    namespace: &str,
+    (namespace, service): (&str, &str),
     object: IstiodAddressObject,
     address: IpAddr,
     ports: [u16; 2],
 ) -> Result<(), CheckFailed> {
-    let check = format!("istiod in {namespace} points at {address}:{}/{}", ports[0], ports[1]);
+    let check = format!("{service} in {namespace} points at {address}:{}/{}", ports[0], ports[1]);
     let seen = match object {
         IstiodAddressObject::Endpoints => {
             let api = Api::<Endpoints>::namespaced(client.clone(), namespace);
-            match api.get_opt("istiod").await {
+            match api.get_opt(service).await {
                 Ok(Some(ep)) if endpoints_point_at_ports(&ep, address, ports) => return Ok(()),
-                Ok(Some(_)) => "Endpoints istiod points elsewhere".to_string(),
-                Ok(None) => "no Endpoints istiod".to_string(),
+                Ok(Some(_)) => format!("Endpoints {service} points elsewhere"),
+                Ok(None) => format!("no Endpoints {service}"),
                 Err(e) => format!("reading Endpoints failed: {e}"),
             }
         }
         IstiodAddressObject::EndpointSlice => {
             let api = Api::<EndpointSlice>::namespaced(client.clone(), namespace);
-            let lp = ListParams::default().labels("kubernetes.io/service-name=istiod");
+            let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={service}"));
             match api.list(&lp).await {
                 Ok(list) if list.items.iter().any(|s| slice_points_at_ports(s, address, ports)) => {
                     return Ok(());
                 }
                 Ok(list) => {
-                    format!("{} EndpointSlices of istiod, none pointing there", list.items.len())
+                    format!("{} EndpointSlices of {service}, none pointing there", list.items.len())
                 }
                 Err(e) => format!("listing EndpointSlices failed: {e}"),
             }

@@ -78,8 +78,9 @@ impl Check {
             Check::ConfigMapExists { namespace, name } => {
                 facts::config_map_exists(cluster, client, namespace, name).await
             }
-            Check::IstiodAddress { namespace, object, address, ports } => {
-                facts::istiod_address(cluster, client, namespace, *object, *address, *ports).await
+            Check::IstiodAddress { namespace, service, object, address, ports } => {
+                let service = (namespace.as_str(), service.as_str());
+                facts::istiod_address(cluster, client, service, *object, *address, *ports).await
             }
             Check::WebhooksDoNotMention { text } => {
                 facts::webhooks_do_not_mention(cluster, client, text).await

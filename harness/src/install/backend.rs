@@ -120,7 +120,7 @@ pub trait InstallerBackend: Sync {
 
 /// The names the charts give the external istiod's objects for a revision (`None`:
 /// the default revision): the chart appends `-<revision>` to them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Revision<'a>(pub Option<&'a str>);
 
 impl Revision<'_> {
@@ -132,7 +132,9 @@ impl Revision<'_> {
         }
     }
 
-    /// istiod's Deployment, Service and service account: `istiod[-<revision>]`.
+    /// istiod's Deployment, Service and service account: `istiod[-<revision>]` (the
+    /// remote profile's Service and its Endpoints or EndpointSlice too:
+    /// `remote-istiod-service.yaml` of `istio-discovery`, 1.24.0 and 1.30.3).
     pub fn istiod(self) -> String {
         self.name("istiod")
     }

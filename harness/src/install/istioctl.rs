@@ -273,16 +273,8 @@ mod tests {
 
     fn options() -> PlanOptions {
         PlanOptions {
-            istio: crate::version::NEWEST,
-            installer: crate::install::Installer::Istioctl,
-            remotes: 1,
-            network_mode: crate::topology::NetworkMode::MultiNetwork,
-            gateway_tls: Default::default(),
-            external_addr: crate::topology::PLACEHOLDER_EXTERNAL_ADDR,
             hub: Some("quay.io/vendor".into()),
-            tag: None,
-            overrides: Default::default(),
-            meshes: 1,
+            ..PlanOptions::new(crate::version::NEWEST, crate::install::Installer::Istioctl, 1)
         }
     }
 

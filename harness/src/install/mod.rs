@@ -30,8 +30,8 @@ pub use backend::{Component, Installer, InstallerBackend, Needs, Repository, Rev
 pub use helm::{SKIP_SCHEMA_VALIDATION, SKIP_SCHEMA_VALIDATION_SINCE};
 pub use overrides::{OverrideError, Overrides, ValuesFile};
 pub use plan::{
-    Action, Check, GatewayTls, Plan, PlanError, PlanFile, PlanOptions, Program, Step, StepPhase,
-    WaitCondition, WebhookKind,
+    Action, Check, GatewayTls, OperatorSource, Plan, PlanError, PlanFile, PlanOptions, Program,
+    Step, StepPhase, WaitCondition, WebhookKind,
 };
 pub use steps::{
     CONTROL_PLANE_CLUSTERS_ANNOTATION, EASTWEST_GATEWAY, INGRESS_GATEWAY, ISTIO_SYSTEM,

@@ -93,6 +93,13 @@ pub struct PlanOptions {
     /// more than one.
     #[serde(default = "one_mesh", skip_serializing_if = "is_one_mesh")]
     pub meshes: usize,
+    /// Sail: whether the plan installs the operator or finds it installed.
+    #[serde(default)]
+    pub operator: OperatorSource,
+    /// Sail: an `IstioCNI` on every remote, and the external istiod injecting for it
+    /// (`--cni`; always on OpenShift, procedure.md "Sail operator backend").
+    #[serde(default)]
+    pub cni: bool,
 }
 
 fn one_mesh() -> usize {
@@ -101,6 +108,19 @@ fn one_mesh() -> usize {
 
 fn is_one_mesh(n: &usize) -> bool {
     *n == 1
+}
+
+/// Where the Sail operator comes from (procedure.md "Sail operator backend").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OperatorSource {
+    /// The plan installs it from its Helm chart on every cluster and removes it in
+    /// step 9 (clusters the harness owns: kind).
+    #[default]
+    Helm,
+    /// It is already installed on every cluster (existing clusters): the plan neither
+    /// installs nor removes it, and the preflight checks its CRDs.
+    Preinstalled,
 }
 
 impl PlanOptions {
@@ -119,6 +139,8 @@ impl PlanOptions {
             tag: None,
             overrides: Overrides::default(),
             meshes: 1,
+            operator: OperatorSource::Helm,
+            cni: false,
         }
     }
 
@@ -320,11 +342,13 @@ pub enum Check {
     WebhookConfigurationExists { kind: WebhookKind, name: String, min_webhooks: u32 },
     /// The ConfigMap exists.
     ConfigMapExists { namespace: String, name: String },
-    /// The `istiod` Service's address object points at `address` with ports
-    /// `ports` (xDS and webhooks: 15012 and 15017, a later mesh's own pair);
-    /// `object` is the version's ([`IstioVersion::istiod_address_object`]).
+    /// The istiod Service's (`service`: `istiod`, or `istiod-<revision>`) address
+    /// object points at `address` with ports `ports` (xDS and webhooks: 15012 and
+    /// 15017, a later mesh's own pair); `object` is the version's
+    /// ([`IstioVersion::istiod_address_object`]).
     IstiodAddress {
         namespace: String,
+        service: String,
         object: IstiodAddressObject,
         address: IpAddr,
         #[serde(default = "guide_istiod_ports", skip_serializing_if = "is_guide_istiod_ports")]

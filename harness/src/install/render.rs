@@ -56,6 +56,9 @@ impl Plan {
                 let _ = writeln!(out, "  {name}: {value}");
             }
         }
+        if o.installer == super::Installer::Sail {
+            let _ = writeln!(out, "{}", sail_line(o));
+        }
         let _ = writeln!(out, "Clusters:");
         for c in &self.topology.clusters {
             let network = c.network.as_deref().unwrap_or("-");
@@ -278,16 +281,32 @@ fn describe_wait(c: &WaitCondition) -> String {
     }
 }
 
+/// What a Sail plan does with the operator and the CNI, in one line.
+fn sail_line(o: &super::plan::PlanOptions) -> String {
+    let operator = match (o.operator, super::sail::release_for(o.istio)) {
+        (super::OperatorSource::Preinstalled, _) => {
+            "already installed on every cluster (the plan neither installs nor removes it)"
+                .to_string()
+        }
+        (super::OperatorSource::Helm, Some(r)) => {
+            format!("installed from its Helm chart {}, removed in step 9", r.operator)
+        }
+        (super::OperatorSource::Helm, None) => "no release installs this version".to_string(),
+    };
+    let cni = if o.cni { "on" } else { "off (--cni turns it on)" };
+    format!("Sail operator: {operator}; IstioCNI on the remotes: {cni}")
+}
+
 fn describe_check(c: &Check) -> String {
     match c {
         Check::WebhookConfigurationExists { kind, name, min_webhooks } => {
             format!("{} webhook configuration {name} ({min_webhooks}+ webhooks)", kebab(kind))
         }
         Check::ConfigMapExists { namespace, name } => format!("config map {namespace}/{name}"),
-        Check::IstiodAddress { namespace, object, address, ports } => {
+        Check::IstiodAddress { namespace, service, object, address, ports } => {
             let [xds, webhook] = ports;
             format!(
-                "{object:?} of service {namespace}/istiod point at {address} ({xds}, {webhook})"
+                "{object:?} of service {namespace}/{service} point at {address} ({xds}, {webhook})"
             )
         }
         Check::WebhooksDoNotMention { text } => {

@@ -8,20 +8,24 @@
 //!   external istiod, `profile: empty`, the neutral values of every backend with the
 //!   volumes, mounts and env in `spec.values`).
 //! - Each remote: an `Istio` named [`REVISION`] with `profile: remote`, and an
-//!   `IstioCNI` where [`CNI_ON_REMOTES`] says so.
+//!   `IstioCNI` where [`PlanOptions::cni`] says so (`--cni`, always on OpenShift).
 //! - Gateways: Sail installs none; they are Deployments injected with the `gateway`
 //!   template (by the local istiod on the external cluster, by the external istiod on
 //!   the remotes), with their Service, service account and the Role that lets them
 //!   read their TLS secrets.
+//! - The operator: from its Helm chart on clusters the harness owns; already there on
+//!   existing clusters ([`OperatorSource::Preinstalled`]: the preflight looks for
+//!   [`CRDS`]).
+//! - Images: every resource names the hub and tag the suite loads ([`pinned_images`]).
 //!
-//! Not done yet: the operator on clusters that already have it (existing clusters:
-//! the plan always installs it), preloading its image on kind
-//! ([`operator_image`] names it), OpenShift (OLM instead of Helm).
+//! Not done: OpenShift's own installation of the operator (OLM); it must be there.
 
 use serde_json::{Map, Value, json};
 
 use super::backend::{Component, InstallerBackend, Needs, Repository, Revision, Target};
-use super::plan::{Action, PlanError, PlanOptions, Program, WaitCondition, kubeconfig_placeholder};
+use super::plan::{
+    Action, OperatorSource, PlanError, PlanOptions, Program, WaitCondition, kubeconfig_placeholder,
+};
 use super::values::{GatewayValues, INJECTOR_CONFIG_MAP, InstallValues, SHARED_MESH_CONFIG};
 use super::values::{STATUS_PORT, with_images};
 use crate::install::Installer;
@@ -49,13 +53,6 @@ pub const OPERATOR: &str = "sail-operator";
 pub const OPERATOR_NAMESPACE: &str = "sail-operator";
 /// The namespace of the Istio CNI node agent.
 pub const CNI_NAMESPACE: &str = "istio-cni";
-/// Whether every remote gets an `IstioCNI`. The procedure makes it optional on kind
-/// (default off) and needed on OpenShift; it is on here because the backend's
-/// acceptance asks the plan to carry an `IstioCNI`, so the resource is exercised on
-/// kind too. With it, the external istiod injects for CNI (`pilot.cni.enabled`).
-/// An OpenShift provider needs it on; turning it off leaves sidecars with
-/// `istio-init`.
-pub const CNI_ON_REMOTES: bool = true;
 
 /// Sail resources get 5 minutes to be Ready (istiod pulls its image).
 const READY_TIMEOUT: u64 = 300;
@@ -120,6 +117,35 @@ pub fn operator_image(istio: IstioVersion) -> Option<String> {
     release_for(istio).map(|r| format!("quay.io/sail-dev/sail-operator:{}", r.operator))
 }
 
+/// The Istio CNI node agent's image for these options (to preload on kind).
+pub fn cni_image(opts: &PlanOptions) -> String {
+    let (hub, tag) = hub_and_tag(opts);
+    format!("{hub}/install-cni:{tag}")
+}
+
+/// The hub and tag of every image the plan's resources run: `--hub`/`--tag`, else the
+/// release's hub and the version (what the suite preloads on kind).
+fn hub_and_tag(opts: &PlanOptions) -> (String, String) {
+    let hub = opts.hub.as_deref().unwrap_or(opts.istio.default_hub()).trim_end_matches('/');
+    let tag = opts.tag.clone().unwrap_or_else(|| opts.istio.to_string());
+    (hub.to_string(), tag)
+}
+
+/// `values` with `global.hub` and `global.tag` always set: kept where the values
+/// already set them (`--hub`/`--tag`, a `--values` file), else those of
+/// [`hub_and_tag`]. Without them Sail runs the images of its own list
+/// (`gcr.io/istio-release` up to 1.28), which kind has not loaded; any global hub or
+/// tag turns that list off (Sail's `ApplyDigests` and `ApplyCNIImageDigests`, from
+/// release 1.27.2 on: the releases the table picks).
+pub fn pinned_images(mut values: Value, opts: &PlanOptions) -> Value {
+    let (hub, tag) = hub_and_tag(opts);
+    let global = &values["global"];
+    let hub = global["hub"].as_str().map(str::to_string).unwrap_or(hub);
+    let tag = global["tag"].as_str().map(str::to_string).unwrap_or(tag);
+    values = with_images(values, Some(&hub), Some(&tag));
+    values
+}
+
 /// The Sail operator's resources.
 pub struct Sail;
 
@@ -134,7 +160,7 @@ impl InstallerBackend for Sail {
             Component::ControlPlaneGateway(g) => {
                 // The first component on the external cluster: the operator comes first.
                 let mut actions = install_operator(t)?;
-                let values = with_images(json!({}), t.opts.hub.as_deref(), t.opts.tag.as_deref());
+                let values = pinned_images(json!({}), t.opts);
                 let values = InstallValues { mesh_config: Value::Null, values };
                 let mesh = istio(GATEWAY_MESH, &g.namespace, t.opts.istio, "default", &values);
                 actions.extend(apply_ready(t, "gateway-mesh.yaml", mesh, "Istio", GATEWAY_MESH)?);
@@ -144,10 +170,11 @@ impl InstallerBackend for Sail {
             Component::RemoteProfile { values, .. } => {
                 // The first component on a remote: the operator, then its CNI.
                 let mut actions = install_operator(t)?;
-                if CNI_ON_REMOTES {
+                if t.opts.cni {
                     actions.extend(install_cni(t)?);
                 }
                 let mut values = values.clone();
+                values.values = pinned_images(values.values, t.opts);
                 // The default tag points at this revision, as the guide's `default`.
                 values.values["defaultRevision"] = json!(name);
                 let cr = istio(&name, ns, t.opts.istio, "remote", &values);
@@ -155,7 +182,8 @@ impl InstallerBackend for Sail {
                 Ok(actions)
             }
             Component::ExternalIstiod(values) => {
-                let values = external_istiod_values(values, revision);
+                let mut values = external_istiod_values(values, revision, t.opts.cni);
+                values.values = pinned_images(values.values, t.opts);
                 let cr = istio(&name, ns, t.opts.istio, "empty", &values);
                 apply_ready(t, &file, cr, "Istio", &name)
             }
@@ -195,12 +223,12 @@ impl InstallerBackend for Sail {
 /// The external istiod's values as Sail carries them: the neutral values with pilot
 /// enabled, the names the chart gives a revision (`Revision::name` on the two config
 /// maps it mounts, the remote webhooks' names in env), and CNI injection where the
-/// remotes run the CNI.
-fn external_istiod_values(v: &InstallValues, revision: Revision) -> InstallValues {
+/// remotes run the CNI (`cni`).
+fn external_istiod_values(v: &InstallValues, revision: Revision, cni: bool) -> InstallValues {
     let mut v = v.clone();
     let pilot = &mut v.values["pilot"];
     pilot["enabled"] = json!(true);
-    if CNI_ON_REMOTES {
+    if cni {
         pilot["cni"] = json!({ "enabled": true });
     }
     if let Some(volumes) = pilot["volumes"].as_array_mut() {
@@ -249,13 +277,17 @@ pub fn istio(
     })
 }
 
-/// An `IstioCNI` named `default` in [`CNI_NAMESPACE`].
-pub fn istio_cni(istio: IstioVersion) -> Value {
+/// An `IstioCNI` named `default` in [`CNI_NAMESPACE`], with the images of `opts`.
+pub fn istio_cni(opts: &PlanOptions) -> Value {
     json!({
         "apiVersion": format!("{GROUP}/{VERSION}"),
         "kind": "IstioCNI",
         "metadata": { "name": "default" },
-        "spec": { "version": format!("v{istio}"), "namespace": CNI_NAMESPACE },
+        "spec": {
+            "version": format!("v{}", opts.istio),
+            "namespace": CNI_NAMESPACE,
+            "values": pinned_images(json!({}), opts),
+        },
     })
 }
 
@@ -290,13 +322,7 @@ pub fn wait_ready(kind: &str, name: &str) -> Action {
 /// The CNI namespace and an `IstioCNI`, Ready.
 fn install_cni(t: &mut Target<'_>) -> Result<Vec<Action>, PlanError> {
     let mut actions = vec![create_namespace(t, CNI_NAMESPACE)];
-    actions.extend(apply_ready(
-        t,
-        "istio-cni.yaml",
-        istio_cni(t.opts.istio),
-        "IstioCNI",
-        "default",
-    )?);
+    actions.extend(apply_ready(t, "istio-cni.yaml", istio_cni(t.opts), "IstioCNI", "default")?);
     Ok(actions)
 }
 
@@ -312,7 +338,8 @@ fn create_namespace(t: &mut Target<'_>, name: &str) -> Action {
 
 /// The operator of the Sail release for this Istio version, from its chart; undone
 /// last on the cluster (its undo is recorded first, step 9 runs in reverse), after
-/// every resource it manages is gone. Helm leaves the chart's CRDs.
+/// every resource it manages is gone. Helm leaves the chart's CRDs. Nothing where it
+/// is already installed ([`OperatorSource::Preinstalled`]).
 fn install_operator(t: &mut Target<'_>) -> Result<Vec<Action>, PlanError> {
     let istio = t.opts.istio;
     let release = release_for(istio).ok_or_else(|| PlanError::NotInstallable {
@@ -320,6 +347,9 @@ fn install_operator(t: &mut Target<'_>) -> Result<Vec<Action>, PlanError> {
         installer: Installer::Sail,
         range: installable_range(),
     })?;
+    if t.opts.operator == OperatorSource::Preinstalled {
+        return Ok(Vec::new());
+    }
     let ns = create_namespace(t, OPERATOR_NAMESPACE);
     let kubeconfig = kubeconfig_placeholder(t.cluster);
     let repo = t.opts.helm_repo(REPOSITORY);
@@ -467,9 +497,12 @@ mod tests {
             Default::default(),
             Revision(None),
         );
-        let s = external_istiod_values(&neutral, Revision(Some(REVISION)));
+        let s = external_istiod_values(&neutral, Revision(Some(REVISION)), false);
         let pilot = &s.values["pilot"];
         assert_eq!(pilot["enabled"], true);
+        assert_eq!(pilot.get("cni"), None);
+        let with_cni = external_istiod_values(&neutral, Revision(Some(REVISION)), true);
+        assert_eq!(with_cni.values["pilot"]["cni"]["enabled"], true);
         assert_eq!(pilot["volumes"][0]["configMap"]["name"], "istio-external-istiod");
         assert_eq!(
             pilot["volumes"][1]["configMap"]["name"],

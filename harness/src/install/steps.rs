@@ -415,39 +415,8 @@ fn remote_profile_checks(p: &Planner<'_>, config: bool) -> Vec<Action> {
     let (revision, namespace) = (p.revision(), p.namespace());
     checks
         .into_iter()
-        .filter_map(|check| revisioned_check(check, revision, &namespace))
-        .map(|check| Action::Verify { check })
+        .map(|check| Action::Verify { check: check.for_revision_in(revision, &namespace) })
         .collect()
-}
-
-/// A remote-profile check for the names the charts give `revision`: the webhook
-/// configurations `<base>-<revision>-external-istiod` (the injector then has the two
-/// revision webhooks; the four of the guide's are in the default tag's), the config
-/// maps `<name>-<revision>`. Not yet the istiod address (its check reads the Service
-/// `istiod`, the revision's is `istiod-<revision>`): left out for a revision.
-fn revisioned_check(check: Check, revision: Revision, namespace: &str) -> Option<Check> {
-    if revision.0.is_none() {
-        return Some(check);
-    }
-    Some(match check {
-        Check::WebhookConfigurationExists { kind, name, min_webhooks } => {
-            let base = name.strip_suffix(&format!("-{namespace}")).unwrap_or(&name);
-            let min_webhooks = match kind {
-                super::plan::WebhookKind::Mutating => min_webhooks.min(2),
-                super::plan::WebhookKind::Validating => min_webhooks,
-            };
-            Check::WebhookConfigurationExists {
-                kind,
-                name: revision.webhook_config_in(base, namespace),
-                min_webhooks,
-            }
-        }
-        Check::ConfigMapExists { namespace, name } => {
-            Check::ConfigMapExists { namespace, name: revision.name(&name) }
-        }
-        Check::IstiodAddress { .. } => return None,
-        other => other,
-    })
 }
 
 /// 3. External cluster: namespace `external-istiod`, service account
@@ -585,7 +554,7 @@ fn route_gateway_to_istiod(p: &mut Planner<'_>) -> Result<(), PlanError> {
 /// istiod's fully qualified Service name for `revision` in `namespace`, as the
 /// gateway routes to it (`istiod.external-istiod.svc.cluster.local` for the default
 /// revision of the first mesh).
-fn istiod_host(revision: Revision, namespace: &str) -> String {
+fn istiod_host(revision: Revision<'_>, namespace: &str) -> String {
     format!("{}.{namespace}.svc.cluster.local", revision.istiod())
 }
 
@@ -816,6 +785,9 @@ fn add_remote_cluster(
     actions.extend(p.install((8, &id), remote, &remote_profile)?);
     actions.extend(mesh_istiod_service(p, 8, remote)?);
     actions.extend(remote_profile_checks(p, false));
+    if p.revision().0.is_some() {
+        actions.push(reader_service_account(p, remote)?);
+    }
     p.step(
         8,
         &id,
@@ -847,6 +819,30 @@ fn add_remote_cluster(
         }],
     );
     Ok(())
+}
+
+/// The account the `remote` secret reads a further remote with, for a revision.
+/// The revisioned chart binds its reader ClusterRole
+/// (`istio-reader-clusterrole-<revision>-external-istiod`) to
+/// `istio-reader-service-account` in `external-istiod`, but the account itself comes
+/// from the `base` chart, which Sail installs only for the revision named `default`
+/// (Sail's `pkg/reconcile/istiod.go`, 1.30.3); and the chart's `istiod-<revision>`
+/// account exists only on the config cluster. So the plan creates the reader
+/// account, as `istioctl create-remote-secret` does by default (procedure.md "Sail
+/// operator backend").
+fn reader_service_account(p: &mut Planner<'_>, remote: &ClusterSpec) -> Result<Action, PlanError> {
+    let r = remote.name.as_str();
+    let sa = json!({
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": SecretType::Remote.default_service_account(),
+            "namespace": EXTERNAL_ISTIOD_NAMESPACE,
+        },
+    });
+    let step = format!("add-remote-{r}");
+    let file = p.yaml(&step, &format!("{r}/istio-reader-service-account.yaml"), &[sa])?;
+    Ok(p.apply(8, r, &file, None))
 }
 
 /// An east-west gateway on `cluster`'s network; on the config cluster also the

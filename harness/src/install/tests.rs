@@ -19,16 +19,10 @@ use crate::version::{IstioVersion, NEWEST};
 
 fn opts(installer: Installer, version: &str, remotes: usize, tls: GatewayTls) -> PlanOptions {
     PlanOptions {
-        istio: version.parse().unwrap(),
-        installer,
-        remotes,
         network_mode: NetworkMode::MultiNetwork,
         gateway_tls: tls,
         external_addr: PLACEHOLDER_EXTERNAL_ADDR,
-        hub: None,
-        tag: None,
-        overrides: Default::default(),
-        meshes: 1,
+        ..PlanOptions::new(version.parse().unwrap(), installer, remotes)
     }
 }
 
@@ -1040,13 +1034,30 @@ fn sail_refuses_versions_outside_its_table() {
     }
 }
 
-/// The acceptance for Sail: `--istio 1.30.3` writes `Istio` and `IstioCNI`
-/// resources carrying the procedure's values, and the procedure follows the
-/// revision (remote secret account, sample label, istiod's names).
+/// `--cni`: the Sail plan with an `IstioCNI` on every remote, on the newest version
+/// it installs.
+#[test]
+fn sail_plan_snapshot_with_cni() {
+    let p = plan(&PlanOptions {
+        cni: true,
+        ..opts(Installer::Sail, "1.30.3", 2, GatewayTls::Passthrough)
+    })
+    .unwrap();
+    insta::assert_snapshot!("plan_sail_1_30_3_2_remotes_cni", snapshot_text(&p));
+}
+
+/// The acceptance for Sail: `--istio 1.30.3 --cni` writes `Istio` and
+/// `IstioCNI` resources carrying the procedure's values, and the procedure follows
+/// the revision (remote secret accounts, sample label, istiod's names, the address
+/// check).
 #[test]
 fn sail_plan_writes_istio_and_istio_cni_resources() {
     let dir = tempfile::tempdir().unwrap();
-    let p = plan_for(Installer::Sail, "1.30.3", 2);
+    let p = plan(&PlanOptions {
+        cni: true,
+        ..opts(Installer::Sail, "1.30.3", 2, GatewayTls::Passthrough)
+    })
+    .unwrap();
     p.write(dir.path()).unwrap();
     let all = |path: &str| std::fs::read_to_string(dir.path().join(path)).unwrap();
     let config = all("config/remote-config-cluster.yaml");
@@ -1070,9 +1081,11 @@ fn sail_plan_writes_istio_and_istio_cni_resources() {
     for cluster in ["config", "remote2"] {
         let cni = all(&format!("{cluster}/istio-cni.yaml"));
         assert!(cni.contains("kind: IstioCNI") && cni.contains("namespace: istio-cni"), "{cni}");
+        assert!(cni.contains("hub: registry.istio.io/release") && cni.contains("tag: \"1.30.3\""));
     }
     let istiod = all("external/istiod.yaml");
     for v in [
+        "cni:\n        enabled: true",
         "kind: Istio",
         "profile: empty",
         "externalIstiod: true",
@@ -1109,6 +1122,76 @@ fn sail_plan_writes_istio_and_istio_cni_resources() {
     assert!(!json.contains("istio-injection"));
     assert!(json.contains("\"condition\": \"resource-ready\""));
     assert!(json.contains("\"name\": \"istiod-external-istiod\""));
+    // Step 2 checks the revision's Service; the second remote's reader account is
+    // created before its secret.
+    let step2 = p.steps.iter().find(|s| s.number == 2).unwrap();
+    assert!(step2.actions.iter().any(|a| matches!(a,
+        Action::Verify { check: Check::IstiodAddress { service, .. } }
+            if service == "istiod-external-istiod")));
+    assert!(
+        all("remote2/istio-reader-service-account.yaml").contains("namespace: external-istiod")
+    );
+    let position =
+        |f: &dyn Fn(&Action) -> bool| p.steps.iter().flat_map(|s| &s.actions).position(f).unwrap();
+    let reader = position(
+        &|a| matches!(a, Action::Apply { file, .. } if file == "remote2/istio-reader-service-account.yaml"),
+    );
+    let secret = position(&|a| {
+        matches!(a, Action::CreateRemoteSecret { secret_type: SecretType::Remote, service_account, .. }
+            if service_account == "istio-reader-service-account")
+    });
+    assert!(reader < secret);
+}
+
+/// Without `--cni` no `IstioCNI` and no CNI injection; every Sail resource names
+/// the hub and tag the suite loads (Sail's own image list is off).
+#[test]
+fn sail_cni_is_off_by_default_and_images_are_pinned() {
+    let p = plan_for(Installer::Sail, "1.27.9", 2);
+    assert!(p.files.iter().all(|f| !f.path.ends_with("istio-cni.yaml")));
+    assert!(p.steps.iter().all(|s| s.actions.iter().all(|a| !matches!(a,
+        Action::CreateNamespace { name, .. } if name == "istio-cni"))));
+    let istiod = &p.file("external/istiod.yaml").unwrap().contents;
+    assert!(!istiod.contains("cni:"), "{istiod}");
+    for path in [
+        "external/gateway-mesh.yaml",
+        "external/istiod.yaml",
+        "config/remote-config-cluster.yaml",
+        "remote2/remote-config-cluster.yaml",
+    ] {
+        let text = &p.file(path).unwrap().contents;
+        assert!(
+            text.contains("hub: docker.io/istio") && text.contains("tag: \"1.27.9\""),
+            "{path}: {text}"
+        );
+    }
+    let vendor = plan(&PlanOptions {
+        hub: Some("quay.io/vendor/".into()),
+        tag: Some("1.27.9-v1".into()),
+        ..opts(Installer::Sail, "1.27.9", 1, GatewayTls::Passthrough)
+    })
+    .unwrap();
+    let text = &vendor.file("config/remote-config-cluster.yaml").unwrap().contents;
+    assert!(text.contains("hub: quay.io/vendor\n") && text.contains("tag: 1.27.9-v1"), "{text}");
+}
+
+/// On existing clusters the operator is already there: the plan neither installs
+/// nor removes it, and says so.
+#[test]
+fn a_preinstalled_operator_is_neither_installed_nor_removed() {
+    let p = plan(&PlanOptions {
+        operator: OperatorSource::Preinstalled,
+        ..opts(Installer::Sail, "1.30.3", 2, GatewayTls::Passthrough)
+    })
+    .unwrap();
+    let actions: Vec<&Action> = p.steps.iter().flat_map(|s| &s.actions).collect();
+    assert!(!actions.iter().any(|a| matches!(a, Action::Run { .. })), "{actions:#?}");
+    assert!(!actions.iter().any(|a| matches!(a,
+        Action::CreateNamespace { name, .. } | Action::DeleteNamespace { name } if name == "sail-operator")));
+    let text = p.render_text();
+    assert!(text.contains("Sail operator: already installed on every cluster"), "{text}");
+    let helm = plan_for(Installer::Sail, "1.30.3", 1).render_text();
+    assert!(helm.contains("Sail operator: installed from its Helm chart 1.30.3, removed in step 9; IstioCNI on the remotes: off (--cni turns it on)"), "{helm}");
 }
 
 /// The operator is installed first on every cluster and uninstalled last.
