@@ -34,6 +34,8 @@ pub enum ProblemKind {
     LoadBalancer,
     /// Istio is already installed where the plan installs it.
     ExistingInstall,
+    /// An operator the installer needs (the Sail operator) is not installed.
+    MissingOperator,
     /// Anything else the host lacks (kernel modules, userns settings, ...).
     Host,
 }

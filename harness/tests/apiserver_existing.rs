@@ -51,16 +51,8 @@ fn options() -> ExistingOptions {
 /// The plan `cargo xtask e2e` would run on this topology (external + config).
 fn plan() -> Plan {
     install::plan(&PlanOptions {
-        istio: NEWEST,
-        installer: Installer::Istioctl,
-        remotes: 1,
-        network_mode: NetworkMode::MultiNetwork,
-        gateway_tls: Default::default(),
         external_addr: EXTERNAL_ADDR.parse().unwrap(),
-        hub: None,
-        tag: None,
-        overrides: Default::default(),
-        meshes: 1,
+        ..PlanOptions::new(NEWEST, Installer::Istioctl, 1)
     })
     .unwrap()
 }
@@ -717,4 +709,80 @@ async fn the_permissions_asked_for_are_enough_for_the_executor() {
         install.steps.len(),
         cleanup.steps.len()
     );
+}
+
+/// A stand-in for a CRD an operator installs: `plural.group`, served as `v1`, any
+/// content accepted. Not the operator's schema: the preflight only asks whether
+/// the API is served.
+fn stand_in_crd(plural: &str, group: &str, kind: &str, scope: &str) -> String {
+    format!(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+         metadata: {{name: {plural}.{group}}}\n\
+         spec:\n  group: {group}\n  scope: {scope}\n\
+         \x20 names: {{kind: {kind}, plural: {plural}, singular: {singular}, listKind: {kind}List}}\n\
+         \x20 versions:\n  - name: v1\n    served: true\n    storage: true\n\
+         \x20   schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}\n",
+        singular = kind.to_lowercase(),
+    )
+}
+
+/// `--installer sail` on existing clusters: the plan does not install the operator,
+/// so the preflight names each missing CRD of each cluster; with stand-in CRDs of
+/// those names the problems go. A cluster serving `security.openshift.io` (a
+/// stand-in CRD again) makes the provider say OpenShift.
+#[tokio::test(flavor = "multi_thread")]
+async fn sail_on_existing_clusters_needs_the_operators_crds_and_openshift_is_found() {
+    let run = start(&["external", "config"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let istio: ecp_harness::version::IstioVersion = "1.30.3".parse().unwrap();
+    let mut opts = ExistingOptions::new(istio);
+    opts.kubernetes_minors = (20, istio.kubernetes_minors().1);
+    let provider = provider_for(&run, dir.path(), &opts);
+    let plan = install::plan(&PlanOptions {
+        external_addr: EXTERNAL_ADDR.parse().unwrap(),
+        operator: install::OperatorSource::Preinstalled,
+        ..PlanOptions::new(istio, Installer::Sail, 1)
+    })
+    .unwrap();
+    let helm_runs = plan.steps.iter().flat_map(|s| &s.actions);
+    assert!(!helm_runs.into_iter().any(|a| matches!(a, Action::Run { .. })), "no operator install");
+
+    let problems = provider.preflight(&plan).await;
+    let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+    assert!(problems.iter().all(|p| p.kind == ProblemKind::MissingOperator), "{problems:#?}");
+    let mut expected = Vec::new();
+    for cluster in ["external", "config"] {
+        for crd in ["istios.sailoperator.io", "istiocnis.sailoperator.io"] {
+            expected.push(format!(
+                "cluster {cluster}: the CRD {crd} (sailoperator.io/v1) is not there: \
+                 --installer sail on existing clusters needs the Sail operator installed first"
+            ));
+        }
+    }
+    assert_eq!(messages, expected);
+    assert!(!provider.openshift().await);
+
+    // Only one CRD on the config cluster: the other is still named.
+    let config = admin(&run, "config").await;
+    let istios = stand_in_crd("istios", "sailoperator.io", "Istio", "Cluster");
+    apply(&config, "config", &istios, "stand-in-istios-crd.yaml").await;
+    let problems = provider.preflight(&plan).await;
+    let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+    assert_eq!(messages, [&expected[0], &expected[1], &expected[3]]);
+
+    let cnis = stand_in_crd("istiocnis", "sailoperator.io", "IstioCNI", "Cluster");
+    apply(&config, "config", &cnis, "stand-in-istiocnis-crd.yaml").await;
+    let external = admin(&run, "external").await;
+    apply(&external, "external", &format!("{istios}---\n{cnis}"), "stand-in-crds.yaml").await;
+    let problems = provider.preflight(&plan).await;
+    assert!(problems.is_empty(), "{problems:#?}");
+
+    let scc = stand_in_crd(
+        "securitycontextconstraints",
+        "security.openshift.io",
+        "SecurityContextConstraints",
+        "Cluster",
+    );
+    apply(&config, "config", &scc, "stand-in-scc-crd.yaml").await;
+    assert!(provider.openshift().await, "config serves security.openshift.io");
 }

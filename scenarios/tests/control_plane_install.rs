@@ -30,6 +30,7 @@ async fn config_cluster_has_the_external_istiods_webhooks() {
     let config = t.config();
     let c = client(&t, config).await;
     for check in [Check::injector_webhooks(), Check::validator_webhooks()] {
+        let check = check.for_revision(t.revision());
         check.run(&config.name, &c, Retry::default()).await.unwrap();
     }
 }
@@ -40,6 +41,7 @@ async fn config_cluster_shares_the_mesh_config() {
     let config = t.config();
     let c = client(&t, config).await;
     for check in Check::mesh_config_maps(t.istio) {
+        let check = check.for_revision(t.revision());
         check.run(&config.name, &c, Retry::default()).await.unwrap();
     }
 }
@@ -49,7 +51,8 @@ async fn istiod_service_points_at_the_external_gateway() {
     let t = topology();
     let config = t.config();
     let c = client(&t, config).await;
-    let check = Check::istiod_address(t.istio, t.external_addr);
+    // `istiod-<revision>` for a revision (Sail).
+    let check = Check::istiod_address(t.istio, t.external_addr).for_revision(t.revision());
     check.run(&config.name, &c, Retry::default()).await.unwrap();
 }
 
@@ -109,7 +112,7 @@ async fn one_fail_closed_injector_and_both_validators_reach_the_external_istiod(
     let addr = t.external_addr;
     // A webhook calling the `istiod` Service reaches the external address only if the
     // Service's endpoints are that address.
-    let check = Check::istiod_address(t.istio, addr);
+    let check = Check::istiod_address(t.istio, addr).for_revision(t.revision());
     check.run(&config.name, &c, Retry::default()).await.unwrap();
     let ca = expected_ca(&t, &c).await;
     let (mutating, validating) = webhook_configurations(&c).await;

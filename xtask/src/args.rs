@@ -64,6 +64,11 @@ pub struct InstallArgs {
     /// charts for `helm`, the Sail operator's chart for `sail`; refused for istioctl.
     #[arg(long, value_name = "URL")]
     pub helm_repo: Option<String>,
+    /// With `--installer sail`: an `IstioCNI` on every remote, sidecars injected for
+    /// the CNI. Off by default on kind; always on OpenShift (found by the existing
+    /// provider).
+    #[arg(long)]
+    pub cni: bool,
 }
 
 impl InstallArgs {
@@ -88,6 +93,17 @@ impl InstallArgs {
         };
         overrides.check(self.installer)?;
         Ok(overrides)
+    }
+
+    /// `--cni`, refused with an installer other than Sail (only Sail installs the CNI).
+    pub fn cni(&self) -> anyhow::Result<bool> {
+        if self.cni && self.installer != Installer::Sail {
+            anyhow::bail!(
+                "--cni needs --installer sail (the {} backend does not install the Istio CNI)",
+                self.installer
+            );
+        }
+        Ok(self.cni)
     }
 }
 

@@ -118,6 +118,7 @@ fn options(args: &Args, existing: Option<&Topology>) -> anyhow::Result<SuiteOpti
         hub: a.hub.clone(),
         tag: a.tag.clone(),
         overrides: a.overrides()?,
+        cni: a.cni()?,
         keep: args.keep,
         reuse: args.reuse,
         parallel: args.parallel,
@@ -430,6 +431,20 @@ mod tests {
         assert!(parse(&["--installer", "kubectl"]).is_err());
         assert!(parse(&["--parallel", "2", "--reuse"]).is_err(), "reuse hands clusters on in turn");
         assert!(parse(&["--same-network", "--network-mode", "multi-network"]).is_err());
+        let err = options(&parse(&["--cni"]).unwrap(), None).unwrap_err().to_string();
+        assert!(err.contains("--cni needs --installer sail"), "{err}");
+    }
+
+    /// `--cni` turns the Sail plan's `IstioCNI` on; off by default.
+    #[test]
+    fn cni_is_off_by_default_and_asked_with_sail() {
+        let sail = |extra: &[&str]| {
+            let mut argv = vec!["--installer", "sail", "--istio", "1.30.3"];
+            argv.extend(extra);
+            options(&parse(&argv).unwrap(), None).unwrap()
+        };
+        assert!(!sail(&[]).cni);
+        assert!(sail(&["--cni"]).cni);
     }
 
     /// `cargo xtask e2e --help` names every scenario there is.

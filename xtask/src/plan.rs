@@ -37,9 +37,6 @@ impl Args {
             None => PLACEHOLDER_EXTERNAL_ADDR,
         };
         Ok(PlanOptions {
-            istio,
-            installer: a.installer,
-            remotes: a.remotes,
             network_mode: a.network_mode(),
             gateway_tls: a.gateway_tls,
             external_addr,
@@ -47,6 +44,9 @@ impl Args {
             tag: a.tag.clone(),
             overrides: a.overrides()?,
             meshes: a.meshes,
+            cni: a.cni()?,
+            // The operator as on kind: the plan installs it (PlanOptions::new).
+            ..PlanOptions::new(istio, a.installer, a.remotes)
         })
     }
 }

@@ -604,6 +604,7 @@ const CAPABILITIES: Capabilities = Capabilities {
     network_faults: true,
     load_images: false,
     install_load_balancer: false,
+    install_operators: true,
 };
 
 impl Provider for ApiserverProvider {

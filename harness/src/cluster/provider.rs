@@ -50,6 +50,13 @@ pub trait Provider {
         None
     }
 
+    /// Whether the clusters are OpenShift, where sidecars need the Istio CNI (its
+    /// restricted security context constraints refuse `istio-init`). Asked before
+    /// planning, only for `--installer sail`; `false` for clusters the harness starts.
+    fn openshift(&self) -> impl Future<Output = bool> + Send {
+        async { false }
+    }
+
     /// Checks, creating nothing, that [`Provider::start`] can give the plan's topology
     /// and that the plan can be installed there (a provider of clusters it does not own
     /// checks permissions and earlier installs); every problem at once, each with its
@@ -129,6 +136,9 @@ pub struct Capabilities {
     /// Nodes can be paused and networks cut (Docker on kind): the node-pause outage
     /// variant needs it.
     pub network_faults: bool,
+    /// The clusters are the harness's own, so it installs cluster-wide operators (the
+    /// Sail operator) itself; otherwise they must already be installed.
+    pub install_operators: bool,
 }
 
 impl Capabilities {
@@ -146,6 +156,9 @@ impl Capabilities {
         }
         if !self.network_faults {
             out.push("outage variants that pause a node are not run");
+        }
+        if !self.install_operators {
+            out.push("operators are not installed: --installer sail needs the Sail operator on every cluster already");
         }
         out
     }

@@ -15,7 +15,9 @@ pub mod preflight;
 pub mod scenarios;
 pub mod topology_file;
 
-pub use options::{OptionsError, Requested, ScenarioRunner, SuiteOptions, select_scenarios};
+pub use options::{
+    OptionsError, ProviderFacts, Requested, ScenarioRunner, SuiteOptions, select_scenarios,
+};
 pub use preflight::Prepared;
 
 use std::path::PathBuf;

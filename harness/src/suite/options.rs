@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use super::scenarios::{SCENARIOS, Scenario, scenario};
 use crate::conformance::RunInfo;
-use crate::install::{GatewayTls, Installer, OverrideError, Overrides, PlanOptions};
+use crate::install::{
+    GatewayTls, Installer, OperatorSource, OverrideError, Overrides, PlanOptions,
+};
 use crate::report::NotRun;
 use crate::topology::{NetworkMode, PLACEHOLDER_EXTERNAL_ADDR, Topology, TopologyError};
 use crate::version::{IstioVersion, VersionError};
@@ -27,6 +29,8 @@ pub struct SuiteOptions {
     pub tag: Option<String>,
     /// A distribution's values files, revision and chart repository.
     pub overrides: Overrides,
+    /// Sail: an `IstioCNI` on every remote (`--cni`; on OpenShift always).
+    pub cni: bool,
     /// Keep the clusters and the install after the run.
     pub keep: bool,
     /// Hand the clusters on from one version to the next (Istio removed in between).
@@ -47,6 +51,18 @@ pub struct SuiteOptions {
     /// The command line, the suite's build and the implementation, for the report
     /// (the xtask fills it in; [`SuiteOptions::new`] leaves it empty).
     pub run_info: RunInfo,
+}
+
+/// What a provider says about its clusters before the plan is made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProviderFacts {
+    /// `EXTERNAL_ISTIOD_ADDR` when known beforehand ([`crate::cluster::Provider::external_address`]).
+    pub external_addr: Option<std::net::IpAddr>,
+    /// Whether the plan installs the Sail operator (clusters the provider owns) or
+    /// finds it there ([`crate::cluster::Capabilities::install_operators`]).
+    pub operator: OperatorSource,
+    /// The clusters are OpenShift ([`crate::cluster::Provider::openshift`]).
+    pub openshift: bool,
 }
 
 /// How the suite starts the scenario tests: `cargo nextest run -p ecp-scenarios` in
@@ -94,6 +110,7 @@ pub struct Requested {
     pub tag: Option<String>,
     /// Values files (their text read by the caller), revision, chart repository.
     pub overrides: Overrides,
+    pub cni: bool,
     pub keep: bool,
     pub reuse: bool,
     pub parallel: usize,
@@ -117,6 +134,7 @@ impl Requested {
             hub: None,
             tag: None,
             overrides: Overrides::default(),
+            cni: false,
             keep: false,
             reuse: false,
             parallel: 1,
@@ -165,6 +183,7 @@ impl SuiteOptions {
             hub: r.hub,
             tag: r.tag,
             overrides: r.overrides,
+            cni: r.cni,
             keep: r.keep,
             reuse: r.reuse,
             parallel: r.parallel,
@@ -179,32 +198,32 @@ impl SuiteOptions {
         Ok((options, notices))
     }
 
-    /// The plan options for `version`, planned for a placeholder address (the
-    /// executor plans again for the gateway's observed address after step 1) unless
-    /// the provider knows the address.
-    pub fn plan_options(
-        &self,
-        version: IstioVersion,
-        external_addr: Option<std::net::IpAddr>,
-    ) -> PlanOptions {
+    /// The plan options for `version` on the provider's clusters: planned for a
+    /// placeholder address (the executor plans again for the gateway's observed
+    /// address after step 1) unless the provider knows the address; the Sail operator
+    /// installed by the plan only where the provider installs operators; the CNI where
+    /// asked or on OpenShift.
+    pub fn plan_options(&self, version: IstioVersion, facts: ProviderFacts) -> PlanOptions {
         PlanOptions {
             istio: version,
             installer: self.installer,
             remotes: self.remotes,
             network_mode: self.network_mode,
             gateway_tls: self.gateway_tls,
-            external_addr: external_addr.unwrap_or(PLACEHOLDER_EXTERNAL_ADDR),
+            external_addr: facts.external_addr.unwrap_or(PLACEHOLDER_EXTERNAL_ADDR),
             hub: self.hub.clone(),
             tag: self.tag.clone(),
             overrides: self.overrides.clone(),
             meshes: self.meshes,
+            operator: facts.operator,
+            cni: self.cni || facts.openshift,
         }
     }
 
     /// The overrides the report shows for `version`: the plan's
     /// ([`PlanOptions::overrides`]) and the istioctl binary given.
     pub fn overrides(&self, version: IstioVersion) -> Vec<(String, String)> {
-        let mut list = self.plan_options(version, None).overrides();
+        let mut list = self.plan_options(version, ProviderFacts::default()).overrides();
         if let Some(istioctl) = &self.istioctl {
             list.push(("istioctl".to_string(), istioctl.display().to_string()));
         }
@@ -342,7 +361,7 @@ mod tests {
         let r = Requested { meshes: 2, scenarios: vec!["multi_mesh".into()], ..requested() };
         let o = check(r).unwrap();
         assert_eq!(o.scenarios.iter().map(|sc| sc.name).collect::<Vec<_>>(), ["multi_mesh"]);
-        assert_eq!(o.plan_options(NEWEST, None).meshes, 2);
+        assert_eq!(o.plan_options(NEWEST, ProviderFacts::default()).meshes, 2);
         let e = check(Requested { meshes: 0, ..requested() }).unwrap_err().to_string();
         assert!(e.contains("--meshes must be between 1 and 8"), "{e}");
         let e = check(Requested { meshes: 3, remotes: 3, ..requested() }).unwrap_err().to_string();
@@ -360,9 +379,26 @@ mod tests {
     #[test]
     fn plans_use_the_placeholder_unless_the_address_is_known() {
         let o = check(requested()).unwrap();
-        let p = o.plan_options(NEWEST, None);
+        let p = o.plan_options(NEWEST, ProviderFacts::default());
         assert_eq!(p.external_addr, PLACEHOLDER_EXTERNAL_ADDR);
         let known = "10.1.2.3".parse().unwrap();
-        assert_eq!(o.plan_options(NEWEST, Some(known)).external_addr, known);
+        let facts = ProviderFacts { external_addr: Some(known), ..Default::default() };
+        assert_eq!(o.plan_options(NEWEST, facts).external_addr, known);
+    }
+
+    /// The Sail operator is installed by the plan only where the provider installs
+    /// operators; the CNI is on where asked, and always on OpenShift.
+    #[test]
+    fn plans_follow_what_the_provider_says_about_operators_and_openshift() {
+        let o = check(Requested { installer: Installer::Sail, ..requested() }).unwrap();
+        let p = o.plan_options(NEWEST, ProviderFacts::default());
+        assert_eq!((p.operator, p.cni), (OperatorSource::Helm, false));
+        let existing =
+            ProviderFacts { operator: OperatorSource::Preinstalled, ..Default::default() };
+        assert_eq!(o.plan_options(NEWEST, existing).operator, OperatorSource::Preinstalled);
+        let openshift = ProviderFacts { openshift: true, ..existing };
+        assert!(o.plan_options(NEWEST, openshift).cni);
+        let asked = check(Requested { installer: Installer::Sail, cni: true, ..requested() });
+        assert!(asked.unwrap().plan_options(NEWEST, ProviderFacts::default()).cni);
     }
 }

@@ -7,11 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use super::SuiteOptions;
+use super::{ProviderFacts, SuiteOptions};
 use crate::cluster::{Provider, docker};
 use crate::execute::command::Programs;
 use crate::execute::preflight as checks;
-use crate::install::{self, Plan};
+use crate::install::{self, Installer, OperatorSource, Plan, sail};
 use crate::istio::release::ReleaseSource;
 use crate::preflight::{Problem, ProblemKind};
 use crate::samples::SampleImages;
@@ -53,8 +53,11 @@ where
                 None
             }
         };
-        let given = provider.as_ref().and_then(Provider::external_address);
-        let plan = match install::plan(&s.plan_options(*v, given)) {
+        let facts = match &provider {
+            Some(p) => provider_facts(s, p).await,
+            None => ProviderFacts::default(),
+        };
+        let plan = match install::plan(&s.plan_options(*v, facts)) {
             Ok(plan) => plan,
             Err(e) => {
                 problems.push(Problem::new(
@@ -119,10 +122,30 @@ where
     }
 }
 
+/// What `provider` says about its clusters for the plan. Only a Sail plan asks
+/// whether they are OpenShift (its CNI follows).
+async fn provider_facts<P: Provider>(s: &SuiteOptions, provider: &P) -> ProviderFacts {
+    let operator = if provider.capabilities().install_operators {
+        OperatorSource::Helm
+    } else {
+        OperatorSource::Preinstalled
+    };
+    let openshift = s.installer == Installer::Sail && provider.openshift().await;
+    ProviderFacts { external_addr: provider.external_address(), operator, openshift }
+}
+
 /// Istio's and the samples' images of a version's run (what a provider that loads
-/// images loads; what the clusters must pull otherwise).
+/// images loads; what the clusters must pull otherwise). With `--installer sail` also
+/// the operator's (the plan installs it where images are loaded: kind) and, with
+/// `--cni`, the CNI agent's.
 pub fn images_for(s: &SuiteOptions, v: IstioVersion) -> Vec<String> {
     let mut images = checks::istio_images(v, s.hub.as_deref(), s.tag.as_deref());
+    if s.installer == Installer::Sail {
+        images.extend(sail::operator_image(v));
+        if s.cni {
+            images.push(sail::cni_image(&s.plan_options(v, ProviderFacts::default())));
+        }
+    }
     let mut samples = SampleImages::for_version(v);
     if let Some(hub) = &s.hub {
         samples = samples.with_hub(hub);
@@ -174,6 +197,10 @@ mod tests {
             hub: hub.map(String::from),
             ..Requested::new(vec![version.into()])
         };
+        with(r)
+    }
+
+    fn with(r: Requested) -> SuiteOptions {
         let runner =
             ScenarioRunner { cargo: "cargo".into(), workspace: ".".into(), target_dir: "t".into() };
         SuiteOptions::new(r, runner).map(|(o, _)| o).expect("valid options")
@@ -197,5 +224,33 @@ mod tests {
         assert_eq!(images[0], "my.reg/istio/pilot:1.23.6");
         assert_eq!(images[2], "my.reg/istio/examples-helloworld-v1:1.0");
         assert_eq!(images[3], "curlimages/curl", "the client image keeps its own registry");
+    }
+
+    /// Sail on kind: the operator of the release the table picks is loaded like
+    /// Istio's images, and the CNI agent's with `--cni`, from the same hub and tag.
+    #[test]
+    fn sail_adds_the_operator_and_with_cni_the_cni_image() {
+        let sail = |cni: bool, hub: Option<&str>| {
+            let r = Requested {
+                installer: Installer::Sail,
+                cni,
+                hub: hub.map(String::from),
+                ..Requested::new(vec!["1.27.9".into()])
+            };
+            let s = with(r);
+            images_for(&s, s.versions[0])
+        };
+        let images = sail(false, None);
+        assert!(
+            images.contains(&"quay.io/sail-dev/sail-operator:1.29.2".to_string()),
+            "{images:?}"
+        );
+        assert!(!images.iter().any(|i| i.contains("install-cni")), "{images:?}");
+        let images = sail(true, Some("my.reg/istio/"));
+        assert!(images.contains(&"my.reg/istio/install-cni:1.27.9".to_string()), "{images:?}");
+        assert!(images.contains(&"my.reg/istio/pilot:1.27.9".to_string()), "{images:?}");
+        let istioctl = options("1.27.9", 1, None);
+        let images = images_for(&istioctl, istioctl.versions[0]);
+        assert!(!images.iter().any(|i| i.contains("sail-operator")), "{images:?}");
     }
 }

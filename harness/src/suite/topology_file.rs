@@ -197,6 +197,7 @@ impl TopologyFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::install::Revision;
     use crate::topology::NetworkMode;
 
     fn sample() -> TopologyFile {
@@ -217,6 +218,19 @@ mod tests {
             istioctl: None,
             revision: None,
         }
+    }
+
+    /// A revision round-trips; a file without one reads as the default revision.
+    #[test]
+    fn the_revision_is_carried_and_defaults_to_none() {
+        let t = TopologyFile { revision: Some("external-istiod".into()), ..sample() };
+        let text = serde_json::to_string(&t).unwrap();
+        assert!(text.contains("\"revision\":\"external-istiod\""), "{text}");
+        let back = TopologyFile::parse(&text).unwrap();
+        assert_eq!(back.revision().istiod(), "istiod-external-istiod");
+        let old = serde_json::to_string(&sample()).unwrap();
+        assert!(!old.contains("revision"), "{old}");
+        assert_eq!(TopologyFile::parse(&old).unwrap().revision(), Revision(None));
     }
 
     #[test]

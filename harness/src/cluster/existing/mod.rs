@@ -6,6 +6,7 @@
 //! - [`kubeconfig`]: each cluster's context cut out into a kubeconfig of its own.
 //! - [`access`]: the permissions the install plan needs, per cluster.
 //! - [`installed`]: an Istio, or the plan's namespaces, already there.
+//! - [`platform`]: the Sail operator already installed, and whether it is OpenShift.
 //! - [`preflight`]: the checks before anything is created.
 //!
 //! A bad file, a missing kubeconfig or an unknown context fails at once, in
@@ -19,6 +20,7 @@
 pub mod access;
 pub mod installed;
 pub mod kubeconfig;
+pub mod platform;
 pub mod preflight;
 pub mod topology_file;
 
@@ -254,6 +256,18 @@ impl Provider for ExistingProvider {
     /// None: nothing is loaded into or installed in clusters the harness does not own.
     fn capabilities(&self) -> Capabilities {
         Capabilities::default()
+    }
+
+    /// OpenShift when any cluster serves [`platform::OPENSHIFT_GROUP`].
+    async fn openshift(&self) -> bool {
+        let timeout = self.opts.request_timeout;
+        let asks = self.credentials.iter().map(|c| async move {
+            match c.client(timeout).await {
+                Ok(client) => platform::is_openshift(&client, timeout).await,
+                Err(_) => false,
+            }
+        });
+        futures::future::join_all(asks).await.into_iter().any(|o| o)
     }
 
     /// Every problem; the warnings (see [`ExistingProvider::check`]) are logged.

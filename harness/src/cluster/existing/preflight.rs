@@ -9,7 +9,9 @@
 //! 3. every permission the plan needs ([`super::access`]), one
 //!    SelfSubjectAccessReview each;
 //! 4. no Istio and none of the plan's namespaces already there
-//!    ([`super::installed`]): a problem, or with `force` a warning.
+//!    ([`super::installed`]): a problem, or with `force` a warning;
+//! 5. for a Sail plan that finds the operator installed, its CRDs
+//!    ([`super::platform`]).
 //!
 //! Warnings are what the provider cannot know: whether the clusters have a
 //! LoadBalancer implementation (none given, no external address), and whether they
@@ -28,9 +30,9 @@ use kube::api::{Api, PostParams};
 use kube::discovery::Scope;
 
 use super::access::{self, Access, Resolved};
-use super::installed;
 use super::kubeconfig::ClusterCredentials;
-use crate::install::{Action, Plan, WaitCondition};
+use super::{installed, platform};
+use crate::install::{Action, Installer, OperatorSource, Plan, WaitCondition};
 use crate::kube::error_chain;
 use crate::preflight::{Problem, ProblemKind};
 use crate::version::IstioVersion;
@@ -111,6 +113,11 @@ async fn one(cluster: &ClusterCredentials, settings: &Settings<'_>) -> Preflight
     let plan = settings.plan;
     out.problems.extend(permissions(cluster, &client, plan, settings.request_timeout).await);
     out.merge(existing_install(cluster, &client, plan, settings.force).await);
+    let o = &plan.options;
+    if o.installer == Installer::Sail && o.operator == OperatorSource::Preinstalled {
+        let timeout = settings.request_timeout;
+        out.problems.extend(platform::sail_operator_problems(cluster, &client, timeout).await);
+    }
     out
 }
 

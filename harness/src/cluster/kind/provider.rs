@@ -56,6 +56,7 @@ const CAPABILITIES: Capabilities = Capabilities {
     install_load_balancer: true,
     node_logs: true,
     network_faults: true,
+    install_operators: true,
 };
 
 impl Provider for KindProvider {
