@@ -162,7 +162,7 @@ fn write_setup_failure_reports(s: &SuiteOptions, problems: &[Problem]) {
             not_run: s.not_run_all("the preflight failed"),
             overrides: s.overrides(*v),
             run: s.run_info.clone(),
-            plan_options: Some(s.plan_options(*v, None)),
+            plan_options: Some(s.plan_options(*v, ProviderFacts::default())),
             ..VersionReport::new(*v, s.installer, topology.clone())
         })
         .collect();
