@@ -133,7 +133,7 @@ fn hub_and_tag(opts: &PlanOptions) -> (String, String) {
 
 /// `values` with `global.hub` and `global.tag` always set: kept where the values
 /// already set them (`--hub`/`--tag`, a `--values` file), else those of
-/// [`hub_and_tag`]. Without them Sail runs the images of its own list
+/// `hub_and_tag`. Without them Sail runs the images of its own list
 /// (`gcr.io/istio-release` up to 1.28), which kind has not loaded; any global hub or
 /// tag turns that list off (Sail's `ApplyDigests` and `ApplyCNIImageDigests`, from
 /// release 1.27.2 on: the releases the table picks).
