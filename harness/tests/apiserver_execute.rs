@@ -22,7 +22,7 @@ use ecp_harness::topology::{NetworkMode, PLACEHOLDER_EXTERNAL_ADDR, Topology};
 use ecp_harness::version::NEWEST;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::Api;
-use kube_support::{executor_clusters, stand_in_exec_options, start};
+use kube_support::{executor_clusters, stand_in_exec_options, start, step};
 
 const NS: &str = "external-istiod";
 
@@ -63,18 +63,6 @@ webhooks:
 const FAKE_ISTIOCTL: &str = r#"#!/bin/sh
 printf 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: installer-output, namespace: external-istiod}\ndata:\n  args: "%s"\n  cwd: "%s"\n  env: "%s"\n' "$*" "$(pwd)" "$KUBECONFIG"
 "#;
-
-fn step(number: u8, id: &str, cluster: &str, actions: Vec<Action>) -> Step {
-    Step {
-        number,
-        id: id.into(),
-        title: id.replace('-', " "),
-        cluster: cluster.into(),
-        actions,
-        phase: Phase::Install,
-        publishes_external_address: false,
-    }
-}
 
 fn file(path: &str, contents: &str) -> PlanFile {
     PlanFile { path: path.into(), contents: contents.into(), private: false }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use ecp_harness::cluster::{ApiserverOptions, ApiserverProvider, Provided, Provider};
 use ecp_harness::conformance::{self, REPORT_JSON, verify};
 use ecp_harness::execute::{Phase, execute};
-use ecp_harness::install::{Action, Installer, Plan, PlanFile, PlanOptions, Program, Step};
+use ecp_harness::install::{Action, Installer, Plan, PlanFile, PlanOptions, Program};
 use ecp_harness::report::{self, ScenarioStatus, VersionReport};
 use ecp_harness::suite::nextest::{junit_path, nextest_args};
 use ecp_harness::suite::topology_file::{FORMAT, TOPOLOGY_ENV, TopologyFile};
@@ -26,7 +26,7 @@ use ecp_harness::version::IstioVersion;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
-use kube_support::{executor_clusters, stand_in_exec_options, start};
+use kube_support::{executor_clusters, stand_in_exec_options, start, step};
 
 /// The scenario tests run here: they read objects only, no pod is needed.
 const RUN: [&str; 3] = [
@@ -71,18 +71,6 @@ subsets:
     ports: [{name: tcp-istiod, port: 15012}, {name: tcp-webhook, port: 15017}]
 YAML
 "#;
-
-fn step(number: u8, id: &str, cluster: &str, actions: Vec<Action>) -> Step {
-    Step {
-        number,
-        id: id.into(),
-        title: id.replace('-', " "),
-        cluster: cluster.into(),
-        actions,
-        phase: Phase::Install,
-        publishes_external_address: false,
-    }
-}
 
 fn namespace() -> Action {
     Action::CreateNamespace {

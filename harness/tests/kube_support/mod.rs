@@ -16,7 +16,8 @@ use ecp_harness::cluster::docker::Labelled;
 use ecp_harness::cluster::{ApiserverOptions, ApiserverRun, ProvidedCluster, RunId, docker};
 use ecp_harness::execute::command::Programs;
 use ecp_harness::execute::progress::ProgressMode;
-use ecp_harness::execute::{ClusterAccess, Clusters, ExecOptions};
+use ecp_harness::execute::{ClusterAccess, Clusters, ExecOptions, Phase};
+use ecp_harness::install::{Action, Step};
 use ecp_harness::kube::apply::{ApplyOptions, ApplyReport, apply_yaml};
 use ecp_harness::kube::wait;
 use ipnet::Ipv4Net;
@@ -55,6 +56,19 @@ pub async fn executor_clusters(provided: &[ProvidedCluster]) -> Clusters {
         out.insert(c.name.clone(), ClusterAccess::connect(c).await.unwrap());
     }
     out
+}
+
+/// An install step `number` named `id` on `cluster` (its title is the id in words).
+pub fn step(number: u8, id: &str, cluster: &str, actions: Vec<Action>) -> Step {
+    Step {
+        number,
+        id: id.into(),
+        title: id.replace('-', " "),
+        cluster: cluster.into(),
+        actions,
+        phase: Phase::Install,
+        publishes_external_address: false,
+    }
 }
 
 /// Quiet executor options whose istioctl is `script` (a TEST STAND-IN written into
