@@ -5,6 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::plan::{Action, Check, PLAN_JSON, Plan, PlanError, PlanFile, WaitCondition};
+use crate::topology::ClusterSpec;
 
 impl PlanFile {
     /// A public file of YAML `docs` (one document each) at `path`; `step` names the
@@ -60,11 +61,20 @@ impl Plan {
             let _ = writeln!(out, "{}", sail_line(o));
         }
         let _ = writeln!(out, "Clusters:");
-        for c in &self.topology.clusters {
+        // Columns as wide as their longest entry (a later mesh's `mesh2-config`), at
+        // least as wide as one mesh's names need.
+        let clusters = &self.topology.clusters;
+        let width = |at_least: usize, f: fn(&ClusterSpec) -> &str| {
+            clusters.iter().map(|c| f(c).len()).fold(at_least, usize::max)
+        };
+        let name_w = width(9, |c| &c.name);
+        let id_w = width(9, |c| &c.cluster_id);
+        let network_w = width(9, |c| c.network.as_deref().unwrap_or("-"));
+        for c in clusters {
             let network = c.network.as_deref().unwrap_or("-");
             let _ = writeln!(
                 out,
-                "  {:<9} {:<8} cluster ID {:<9} network {:<9} pods {} services {}",
+                "  {:<name_w$} {:<8} cluster ID {:<id_w$} network {:<network_w$} pods {} services {}",
                 c.name,
                 kebab(&c.role),
                 c.cluster_id,
