@@ -6,13 +6,16 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::install::Revision;
+use crate::install::values::{INJECTION_WEBHOOK_BASE, VALIDATION_WEBHOOK_BASE};
+
 /// At most this many meshes: each takes a pair of gateway ports of the scheme of
 /// [`Mesh::xds_port`], and its clusters take subnets of the ones
 /// [`crate::topology::MAX_REMOTES`] bounds.
 pub const MAX_MESHES: usize = 8;
 
 /// The istiod namespace of the first mesh (the guide's).
-const FIRST_NAMESPACE: &str = "external-istiod";
+const FIRST_NAMESPACE: &str = crate::topology::EXTERNAL_ISTIOD_NAMESPACE;
 /// The first mesh's xDS/CA and webhook ports: the guide's.
 const FIRST_PORTS: (u16, u16) = (15012, 15017);
 /// Meshes after the first: ports `16000 + 10k + 2` and `16000 + 10k + 7`, outside
@@ -123,12 +126,12 @@ impl Mesh {
     /// The mutating webhook configuration its remote profile renders on its remotes
     /// (the chart appends the namespace): `istio-sidecar-injector-<namespace>`.
     pub fn injection_webhook_config(self) -> String {
-        format!("istio-sidecar-injector-{}", self.namespace())
+        Revision::default().webhook_config_in(INJECTION_WEBHOOK_BASE, &self.namespace())
     }
 
     /// The validating one: `istio-validator-<namespace>`.
     pub fn validation_webhook_config(self) -> String {
-        format!("istio-validator-{}", self.namespace())
+        Revision::default().webhook_config_in(VALIDATION_WEBHOOK_BASE, &self.namespace())
     }
 }
 
